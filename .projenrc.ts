@@ -30,6 +30,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/client-lambda',
     '@aws-lambda-powertools/logger',
     '@aws-lambda-powertools/metrics',
+    '@smithy/core',
+    '@smithy/types',
     '@types/aws-lambda',
     'aws-sdk-client-mock',
     'aws-sdk-client-mock-jest',
@@ -68,7 +70,14 @@ project.testTask.prependSpawn(project.bundler.bundleTask);
 // esbuild does not type-check: the handler, the benchmark and the example are type-checked and
 // linted with the rest of the repository.
 for (const dir of ['lambda', 'bench', 'example']) {
-  project.tsconfigDev.addInclude(`${dir}/**/*.ts`);
+  project.tsconfigDev.addInclude(`../${dir}/**/*.ts`);
+  // eslint's project service reads the tsconfig nearest to each file.
+  new javascript.TypescriptConfig(project, {
+    fileName: `${dir}/tsconfig.json`,
+    extends: javascript.TypescriptConfigExtends.fromPaths(['../tsconfig.json']),
+    include: ['**/*.ts'],
+    compilerOptions: { rootDir: '..', noEmit: true },
+  });
   project.eslint?.addLintPattern(dir);
   project.eslint?.allowDevDeps(`${dir}/**/*.ts`);
 }
@@ -80,6 +89,6 @@ const example = project.addTask('example', {
   description: 'Synthesize example/app.ts (a stack that uses InstanceSnapshotSchedule) and summarize what it deploys',
 });
 example.spawn(project.bundler.bundleTask);
-example.exec('ts-node --project tsconfig.dev.json example/app.ts');
+example.exec('ts-node --project test/tsconfig.json example/app.ts');
 
 project.synth();

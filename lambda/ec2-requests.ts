@@ -1,0 +1,166 @@
+/**
+ * Pure builders for the EC2 requests the handler makes, and pure readers of EC2's answers.
+ * No client, no I/O: every function here is tested on its own.
+ */
+import type {
+  CreateSnapshotsCommandInput,
+  DescribeInstancesCommandInput,
+  DescribeSnapshotsCommandInput,
+  Instance,
+  Snapshot,
+  Tag,
+} from '@aws-sdk/client-ec2';
+import {
+  EXECUTION_ID_TAG,
+  INSTANCE_ID_TAG,
+  SCHEDULE_TAG,
+  SCHEDULED_TIME_TAG,
+  SNAPSHOT_INSTANCE_STATES,
+  SnapshotRunRequest,
+} from '../src/private/request-contract';
+
+/** Largest page EC2 serves for DescribeInstances and DescribeSnapshots. */
+export const DESCRIBE_PAGE_SIZE = 1000;
+
+/**
+ * What the handler will ask of EC2 for one selected instance: the instance id and the
+ * per-instance adjustments of the run's options. Kept small: a continuation carries a list of them.
+ */
+export interface PlannedInstance {
+  /** Instance id. */
+  readonly id: string;
+  /** The run's excluded data volumes that are attached to this instance (EC2 rejects others' ids, and the root's). */
+  readonly x?: string[];
+  /** Exclude the boot volume of this instance (the run's `excludeBootVolume`, or its root named in `excludeDataVolumeIds`). */
+  readonly b?: boolean;
+  /** Pass the run's `outpostArn` (only for instances on that Outpost). */
+  readonly o?: boolean;
+}
+
+/** An instance that the listing returned but that gets no `CreateSnapshots` call, and why. */
+export interface UnplannedInstance {
+  readonly id: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** EC2 filter values treat `*` and `?` as wildcards: escape them so the match is exact. */
+export function escapeFilterValue(value: string): string {
+  return value.replace(/[\\*?]/g, (c) => `\\${c}`);
+}
+
+/** One DescribeInstances page: every selection tag as a `tag:` filter, and the snapshot-worthy states. */
+export function buildDescribeInstancesInput(request: SnapshotRunRequest, nextToken?: string): DescribeInstancesCommandInput {
+  return {
+    Filters: [
+      ...Object.entries(request.instanceTags).map(([key, values]) => ({ Name: `tag:${key}`, Values: values.map(escapeFilterValue) })),
+      { Name: 'instance-state-name', Values: SNAPSHOT_INSTANCE_STATES },
+    ],
+    MaxResults: DESCRIBE_PAGE_SIZE,
+    NextToken: nextToken,
+  };
+}
+
+/** The account's own snapshots that this schedule's run (execution id) has already created. */
+export function buildDescribeRunSnapshotsInput(request: SnapshotRunRequest, nextToken?: string, instanceId?: string): DescribeSnapshotsCommandInput {
+  return {
+    OwnerIds: ['self'],
+    Filters: [
+      { Name: `tag:${EXECUTION_ID_TAG}`, Values: [escapeFilterValue(request.executionId)] },
+      { Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(request.scheduleId)] },
+      ...(instanceId ? [{ Name: `tag:${INSTANCE_ID_TAG}`, Values: [instanceId] }] : []),
+    ],
+    MaxResults: DESCRIBE_PAGE_SIZE,
+    NextToken: nextToken,
+  };
+}
+
+function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
+  return tags?.find((t) => t.Key === key)?.Value;
+}
+
+/** Exact tag match (EC2's filter is the first pass; this is the definitive one). */
+export function matchesSelection(request: SnapshotRunRequest, instance: Instance): boolean {
+  return Object.entries(request.instanceTags).every(([key, values]) => {
+    const value = tagValue(instance.Tags, key);
+    return value !== undefined && values.includes(value);
+  });
+}
+
+/** Instance ids that already have a snapshot set from this run, from DescribeSnapshots results. */
+export function instancesWithSets(snapshots: Snapshot[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const snapshot of snapshots) {
+    const instanceId = tagValue(snapshot.Tags, INSTANCE_ID_TAG);
+    if (!instanceId || !snapshot.SnapshotId) continue;
+    out.set(instanceId, [...(out.get(instanceId) ?? []), snapshot.SnapshotId]);
+  }
+  return out;
+}
+
+/**
+ * Decides what to ask of EC2 for one listed instance, or why not to ask anything.
+ */
+export interface InstancePlan {
+  readonly planned?: PlannedInstance;
+  readonly unplanned?: UnplannedInstance;
+  readonly warning?: string;
+}
+
+export function planInstance(request: SnapshotRunRequest, instance: Instance): InstancePlan {
+  const id = instance.InstanceId!;
+  const attached = (instance.BlockDeviceMappings ?? [])
+    .map((m) => ({ device: m.DeviceName, volumeId: m.Ebs?.VolumeId }))
+    .filter((m): m is { device: string | undefined; volumeId: string } => !!m.volumeId);
+  const rootVolumeId = attached.find((m) => m.device !== undefined && m.device === instance.RootDeviceName)?.volumeId;
+  const attachedIds = new Set(attached.map((m) => m.volumeId));
+
+  let warning: string | undefined;
+  let excludeBoot = request.excludeBootVolume;
+  if (rootVolumeId && request.excludeDataVolumeIds.includes(rootVolumeId) && !excludeBoot) {
+    excludeBoot = true;
+    warning = `excludeDataVolumeIds names ${rootVolumeId}, the root volume of ${id}: its boot volume is excluded instead (EC2 rejects a root volume in ExcludeDataVolumeIds)`;
+  }
+  const excludedData = request.excludeDataVolumeIds.filter((v) => attachedIds.has(v) && v !== rootVolumeId);
+  const remaining = attached.filter((m) => !excludedData.includes(m.volumeId) && !(excludeBoot && m.volumeId === rootVolumeId));
+  if (remaining.length === 0) {
+    return {
+      unplanned: {
+        id,
+        reason: 'NoVolumesToSnapshot',
+        message: attached.length === 0 ? 'the instance has no EBS volume attached' : 'every attached EBS volume is excluded',
+      },
+      warning,
+    };
+  }
+  const planned: PlannedInstance = {
+    id,
+    ...(excludedData.length > 0 ? { x: excludedData } : {}),
+    ...(excludeBoot ? { b: true } : {}),
+    ...(request.outpostArn && instance.OutpostArn === request.outpostArn ? { o: true } : {}),
+  };
+  return { planned, warning };
+}
+
+/** The CreateSnapshots request for one planned instance: every option of the run, and the library's own tags. */
+export function buildCreateSnapshotsInput(request: SnapshotRunRequest, planned: PlannedInstance): CreateSnapshotsCommandInput {
+  const tags: Tag[] = [
+    ...Object.entries(request.snapshotTags).map(([Key, Value]) => ({ Key, Value })),
+    { Key: SCHEDULE_TAG, Value: request.scheduleId },
+    { Key: EXECUTION_ID_TAG, Value: request.executionId },
+    { Key: INSTANCE_ID_TAG, Value: planned.id },
+    { Key: SCHEDULED_TIME_TAG, Value: request.scheduledTime },
+  ];
+  return {
+    InstanceSpecification: {
+      InstanceId: planned.id,
+      ExcludeBootVolume: planned.b ?? false,
+      ...(planned.x ? { ExcludeDataVolumeIds: planned.x } : {}),
+    },
+    ...(request.description !== undefined ? { Description: request.description } : {}),
+    ...(planned.o ? { OutpostArn: request.outpostArn } : {}),
+    TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
+    ...(request.copyTagsFromSource ? { CopyTagsFromSource: 'volume' as const } : {}),
+    DryRun: request.dryRun,
+  };
+}
