@@ -6,13 +6,16 @@ import type {
   CreateSnapshotsCommandInput,
   DescribeInstancesCommandInput,
   DescribeSnapshotsCommandInput,
+  DescribeVolumesCommandInput,
   Instance,
   Snapshot,
   Tag,
+  Volume,
 } from '@aws-sdk/client-ec2';
 import {
   EXECUTION_ID_TAG,
   INSTANCE_ID_TAG,
+  LIMITS,
   SCHEDULE_TAG,
   SCHEDULED_TIME_TAG,
   SNAPSHOT_INSTANCE_STATES,
@@ -21,6 +24,8 @@ import {
 
 /** Largest page EC2 serves for DescribeInstances and DescribeSnapshots. */
 export const DESCRIBE_PAGE_SIZE = 1000;
+/** Largest page EC2 serves for DescribeVolumes. */
+export const DESCRIBE_VOLUMES_PAGE_SIZE = 500;
 
 /**
  * What the handler will ask of EC2 for one selected instance: the instance id and the
@@ -40,6 +45,8 @@ export interface PlannedInstance {
 /** An instance that the listing returned but that gets no `CreateSnapshots` call, and why. */
 export interface UnplannedInstance {
   readonly id: string;
+  /** `skipped`: nothing asked to be snapshotted; `failed`: a set was asked for and EC2 cannot make it. */
+  readonly outcome: 'skipped' | 'failed';
   readonly reason: string;
   readonly message: string;
 }
@@ -75,6 +82,28 @@ export function buildDescribeRunSnapshotsInput(request: SnapshotRunRequest, next
   };
 }
 
+/**
+ * One DescribeVolumes page per key of `excludeDataVolumeTags` (a volume is excluded when it carries
+ * ANY of the keys, while EC2 ANDs filters): the volumes carrying that key with one of its values.
+ */
+export function buildDescribeExcludedVolumesInput(key: string, values: string[], nextToken?: string): DescribeVolumesCommandInput {
+  return {
+    Filters: [{ Name: `tag:${key}`, Values: values.map(escapeFilterValue) }],
+    MaxResults: DESCRIBE_VOLUMES_PAGE_SIZE,
+    NextToken: nextToken,
+  };
+}
+
+/** The volumes that carry any excluded key with one of its values (exact match). */
+export function excludedByTag(excludeDataVolumeTags: Record<string, string[]>, volumes: Volume[]): Set<string> {
+  return new Set(volumes
+    .filter((v) => v.VolumeId && Object.entries(excludeDataVolumeTags).some(([key, values]) => {
+      const value = tagValue(v.Tags, key);
+      return value !== undefined && values.includes(value);
+    }))
+    .map((v) => v.VolumeId!));
+}
+
 function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
   return tags?.find((t) => t.Key === key)?.Value;
 }
@@ -107,7 +136,7 @@ export interface InstancePlan {
   readonly warning?: string;
 }
 
-export function planInstance(request: SnapshotRunRequest, instance: Instance): InstancePlan {
+export function planInstance(request: SnapshotRunRequest, instance: Instance, excludedVolumeIds: ReadonlySet<string> = new Set()): InstancePlan {
   const id = instance.InstanceId!;
   const attached = (instance.BlockDeviceMappings ?? [])
     .map((m) => ({ device: m.DeviceName, volumeId: m.Ebs?.VolumeId }))
@@ -121,12 +150,26 @@ export function planInstance(request: SnapshotRunRequest, instance: Instance): I
     excludeBoot = true;
     warning = `excludeDataVolumeIds names ${rootVolumeId}, the root volume of ${id}: its boot volume is excluded instead (EC2 rejects a root volume in ExcludeDataVolumeIds)`;
   }
-  const excludedData = request.excludeDataVolumeIds.filter((v) => attachedIds.has(v) && v !== rootVolumeId);
+  // By id (the run's list) and by tag (volumes looked up for this run); never the root: EC2 rejects it there.
+  const excludedData = [...new Set([...request.excludeDataVolumeIds, ...excludedVolumeIds])]
+    .filter((v) => attachedIds.has(v) && v !== rootVolumeId);
+  if (excludedData.length > LIMITS.maxExcludeDataVolumeIds) {
+    return {
+      unplanned: {
+        id,
+        outcome: 'failed',
+        reason: 'TooManyExcludedVolumes',
+        message: `${excludedData.length} attached data volumes are excluded by id or tag; EC2 accepts at most ${LIMITS.maxExcludeDataVolumeIds} in one request`,
+      },
+      warning,
+    };
+  }
   const remaining = attached.filter((m) => !excludedData.includes(m.volumeId) && !(excludeBoot && m.volumeId === rootVolumeId));
   if (remaining.length === 0) {
     return {
       unplanned: {
         id,
+        outcome: 'skipped',
         reason: 'NoVolumesToSnapshot',
         message: attached.length === 0 ? 'the instance has no EBS volume attached' : 'every attached EBS volume is excluded',
       },

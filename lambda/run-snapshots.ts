@@ -10,13 +10,16 @@ import {
   CreateSnapshotsCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
   EC2Client,
   Snapshot,
 } from '@aws-sdk/client-ec2';
 import {
   buildCreateSnapshotsInput,
+  buildDescribeExcludedVolumesInput,
   buildDescribeInstancesInput,
   buildDescribeRunSnapshotsInput,
+  excludedByTag,
   instancesWithSets,
   matchesSelection,
   planInstance,
@@ -156,6 +159,13 @@ interface WorkItem {
   attempts: number;
   throttles: number;
   notBefore: number;
+  /**
+   * An earlier call for this instance ended ambiguously (server error, timeout) and the look after
+   * it found no set. DescribeSnapshots is eventually consistent, so the set may still show up:
+   * look again before every further call.
+   */
+  unsure?: boolean;
+  lastError?: ClassifiedError;
 }
 
 type AttemptResult = { kind: 'done' } | { kind: 'again'; delayMs: number } | { kind: 'halt'; error: ClassifiedError };
@@ -186,7 +196,11 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
     }
   }
 
-  function record(instanceId: string, outcome: InstanceOutcome, details: { code?: string; message?: string; snapshotIds?: string[] } = {}): void {
+  /**
+   * Counts and logs one instance's outcome. The human-readable explanation is logged as `detail`:
+   * `message` is the log line's own key.
+   */
+  function record(instanceId: string, outcome: InstanceOutcome, details: { code?: string; detail?: string; snapshotIds?: string[] } = {}): void {
     const c = totals.counts;
     const attributes = { instanceId, outcome, ...details };
     switch (outcome) {
@@ -200,7 +214,7 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
         env.log.error(outcome === 'failed' ? 'instance failed' : 'instance not attempted', attributes);
         totals.failuresByCode[details.code!] = (totals.failuresByCode[details.code!] ?? 0) + 1;
         if (totals.failures.length < MAX_FAILURE_RECORDS) {
-          totals.failures.push({ instanceId, outcome, code: details.code!, message: details.message ?? '' });
+          totals.failures.push({ instanceId, outcome, code: details.code!, message: details.detail ?? '' });
         }
         break;
     }
@@ -222,15 +236,26 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
   if (continuation) {
     work = continuation.pending;
   } else {
+    // Data volumes excluded by tag: one paginated DescribeVolumes per key (a volume is excluded
+    // when it carries ANY of the keys; EC2 ANDs filters, so the keys are asked separately).
+    const excludedVolumes = new Set<string>();
+    for (const [key, values] of Object.entries(request.excludeDataVolumeTags ?? {})) {
+      let volumesToken: string | undefined;
+      do {
+        const page = await call('DescribeVolumes', () => env.ec2.send(new DescribeVolumesCommand(buildDescribeExcludedVolumesInput(key, values, volumesToken))));
+        for (const id of excludedByTag({ [key]: values }, page.Volumes ?? [])) excludedVolumes.add(id);
+        volumesToken = page.NextToken;
+      } while (volumesToken);
+    }
     let token: string | undefined;
     do {
       const page = await call('DescribeInstances', () => env.ec2.send(new DescribeInstancesCommand(buildDescribeInstancesInput(request, token))));
       for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
         if (!instance.InstanceId || !matchesSelection(request, instance)) continue;
         totals.counts.selected++;
-        const plan = planInstance(request, instance);
+        const plan = planInstance(request, instance, excludedVolumes);
         if (plan.warning) env.log.warn(plan.warning, { instanceId: instance.InstanceId });
-        if (plan.unplanned) record(plan.unplanned.id, 'skipped', { code: plan.unplanned.reason, message: plan.unplanned.message });
+        if (plan.unplanned) record(plan.unplanned.id, plan.unplanned.outcome, { code: plan.unplanned.reason, detail: plan.unplanned.message });
         if (plan.planned) work.push(plan.planned);
       }
       token = page.NextToken;
@@ -251,8 +276,29 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
   }
 
   // 3. Act: one CreateSnapshots per instance, bounded concurrency, waits scheduled not slept.
+
+  /** Looks for the set that an ambiguous call may have made; records the outcome when there is one to record. */
+  async function lookForSet(id: string, after: ClassifiedError): Promise<'found' | 'none' | 'unknown'> {
+    let found: string[] | undefined;
+    try {
+      found = (await findRunSets(id)).get(id);
+    } catch (lookupError) {
+      const l = classifyError(lookupError);
+      record(id, 'failed', { code: after.code, detail: `${after.message}; could not check whether a set was made (${l.code}: ${l.message}), not retried to avoid a duplicate` });
+      return 'unknown';
+    }
+    if (found) {
+      record(id, 'created', { snapshotIds: found, detail: `found after ${after.code}` });
+      return 'found';
+    }
+    return 'none';
+  }
+
   async function attempt(item: WorkItem): Promise<AttemptResult> {
     const id = item.planned.id;
+    if (item.unsure && !request.dryRun && item.lastError) {
+      if (await lookForSet(id, item.lastError) !== 'none') return { kind: 'done' };
+    }
     try {
       const out = await call('CreateSnapshots', () => env.ec2Create.send(new CreateSnapshotsCommand(buildCreateSnapshotsInput(request, item.planned))));
       record(id, 'created', { snapshotIds: (out.Snapshots ?? []).map((x) => x.SnapshotId!) });
@@ -260,7 +306,7 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
     } catch (e) {
       const error = classifyError(e);
       const fail = (): AttemptResult => {
-        record(id, 'failed', { code: error.code, message: error.message });
+        record(id, 'failed', { code: error.code, detail: error.message });
         return { kind: 'done' };
       };
       switch (error.action) {
@@ -268,7 +314,7 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
           record(id, 'dry-run-ok');
           return { kind: 'done' };
         case ErrorAction.SKIP:
-          record(id, 'skipped', { code: error.code, message: error.message });
+          record(id, 'skipped', { code: error.code, detail: error.message });
           return { kind: 'done' };
         case ErrorAction.HALT:
           fail();
@@ -287,18 +333,9 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
           if (!request.dryRun) {
             // The call may have created the set before the error: look before retrying.
             await new Promise((r) => setTimeout(r, s.verifyDelayMs));
-            let found: string[] | undefined;
-            try {
-              found = (await findRunSets(id)).get(id);
-            } catch (lookupError) {
-              const l = classifyError(lookupError);
-              record(id, 'failed', { code: error.code, message: `${error.message}; could not check whether a set was made (${l.code}: ${l.message}), not retried to avoid a duplicate` });
-              return { kind: 'done' };
-            }
-            if (found) {
-              record(id, 'created', { snapshotIds: found, message: `found after ${error.code}` });
-              return { kind: 'done' };
-            }
+            if (await lookForSet(id, error) !== 'none') return { kind: 'done' };
+            item.unsure = true;
+            item.lastError = error;
           }
           item.attempts++;
           if (item.attempts >= s.maxAttemptsPerInstance) return fail();
@@ -368,10 +405,10 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
   const leftover = [...ready, ...waiting].sort(byIndex).map((w) => w.planned);
   let status: RunResult['status'] = 'completed';
   if (leftover.length > 0 && halt) {
-    for (const p of leftover) record(p.id, 'not-attempted', { code: halt.code, message: `not attempted after ${halt.code}: ${halt.message}` });
+    for (const p of leftover) record(p.id, 'not-attempted', { code: halt.code, detail: `not attempted after ${halt.code}: ${halt.message}` });
   } else if (leftover.length > 0 && totals.invocations >= MAX_INVOCATIONS) {
     for (const p of leftover) {
-      record(p.id, 'not-attempted', { code: 'ContinuationLimitReached', message: `the run used ${totals.invocations} invocations, the most it may` });
+      record(p.id, 'not-attempted', { code: 'ContinuationLimitReached', detail: `the run used ${totals.invocations} invocations, the most it may` });
     }
   } else if (leftover.length > 0) {
     try {
@@ -381,7 +418,7 @@ export async function runSnapshots(request: SnapshotRunRequest, env: RunEnvironm
     } catch (e) {
       const error = classifyError(e);
       for (const p of leftover) {
-        record(p.id, 'not-attempted', { code: 'ContinuationFailed', message: `out of time and the continuation could not start (${error.code}: ${error.message})` });
+        record(p.id, 'not-attempted', { code: 'ContinuationFailed', detail: `out of time and the continuation could not start (${error.code}: ${error.message})` });
       }
     }
   }

@@ -3,39 +3,16 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { EC2Client } from '@aws-sdk/client-ec2';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { AdaptiveRetryStrategy } from '@smithy/core/retry';
-import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 import type { Context } from 'aws-lambda';
+import { createEc2Clients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST, EC2_CREATE_SNAPSHOTS_PER_SEC } from './clients';
 import { ContinuationEvent, DEFAULT_SETTINGS, RunFailedError, RunLog, RunSettings, RunTotals, runSnapshots } from './run-snapshots';
 import { InvalidRunRequestError, parseRunRequest } from '../src/private/request-contract';
 
-/**
- * The SDK's adaptive strategy (client-side rate limiting that learns from throttling, backoff with
- * jitter), retrying throttling errors only. `CreateSnapshots` has no client token: retrying a
- * server error or a timeout could make a second set, so those come back to the handler, which
- * looks for the set before trying again.
- */
-export class ThrottlingOnlyRetryStrategy implements RetryStrategyV2 {
-  constructor(private readonly inner: RetryStrategyV2) {}
-  acquireInitialRetryToken(scope: string): Promise<RetryToken> {
-    return this.inner.acquireInitialRetryToken(scope);
-  }
-  refreshRetryTokenForRetry(token: RetryToken, errorInfo: RetryErrorInfo): Promise<RetryToken> {
-    if (errorInfo.errorType !== 'THROTTLING') {
-      return Promise.reject(new Error(`not retrying a ${errorInfo.errorType} error: the call may have created a snapshot set`));
-    }
-    return this.inner.refreshRetryTokenForRetry(token, errorInfo);
-  }
-  recordSuccess(token: RetryToken): void {
-    this.inner.recordSuccess(token);
-  }
-}
+export { ThrottlingOnlyRetryStrategy } from './clients';
 
-/** Reads optional tuning from the environment (the benchmark scales time with it). */
-export function settingsFromEnv(env: Record<string, string | undefined>): RunSettings {
-  const read = (name: string, fallback: number, min: number): number => {
+function envReader(env: Record<string, string | undefined>) {
+  return (name: string, fallback: number, min: number): number => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
@@ -44,6 +21,11 @@ export function settingsFromEnv(env: Record<string, string | undefined>): RunSet
     }
     return value;
   };
+}
+
+/** Reads optional tuning from the environment (the benchmark scales time with it). */
+export function settingsFromEnv(env: Record<string, string | undefined>): RunSettings {
+  const read = envReader(env);
   const d = DEFAULT_SETTINGS;
   return {
     concurrency: read('SNAPSHOT_CONCURRENCY', d.concurrency, 1),
@@ -53,6 +35,22 @@ export function settingsFromEnv(env: Record<string, string | undefined>): RunSet
     verifyDelayMs: read('VERIFY_DELAY_MS', d.verifyDelayMs, 0),
     maxAttemptsPerInstance: read('MAX_ATTEMPTS_PER_INSTANCE', d.maxAttemptsPerInstance, 1),
     reserveMs: read('TIME_RESERVE_MS', d.reserveMs, 0),
+  };
+}
+
+/**
+ * Tuning of the EC2 clients from the environment: the client-side CreateSnapshots token bucket
+ * (`CREATE_SNAPSHOTS_PER_SEC`, 0 for the SDK's adaptive limiter; `CREATE_SNAPSHOTS_BURST`) and the
+ * backoff of the SDK's throttling retries, which uses the run's `THROTTLE_BACKOFF_*` settings.
+ */
+export function clientOptionsFromEnv(env: Record<string, string | undefined>): Ec2ClientsOptions {
+  const read = envReader(env);
+  const run = settingsFromEnv(env);
+  return {
+    createSnapshotsPerSec: read('CREATE_SNAPSHOTS_PER_SEC', EC2_CREATE_SNAPSHOTS_PER_SEC, 0),
+    createSnapshotsBurst: read('CREATE_SNAPSHOTS_BURST', EC2_CREATE_SNAPSHOTS_BURST, 1),
+    throttleBackoffBaseMs: run.throttleBackoffBaseMs,
+    throttleBackoffMaxMs: run.throttleBackoffMaxMs,
   };
 }
 
@@ -77,9 +75,9 @@ const runLog: RunLog = {
   error: (message, attributes = {}) => logger.error(message, attributes),
 };
 const metrics = new Metrics();
-const requestHandler = { requestTimeout: 20_000, connectionTimeout: 5_000 };
-const ec2 = new EC2Client({ retryMode: 'adaptive', maxAttempts: 10, requestHandler });
-const ec2Create = new EC2Client({ retryStrategy: new ThrottlingOnlyRetryStrategy(new AdaptiveRetryStrategy(8)), requestHandler });
+// Module scope, so that warm invocations (continuations) reuse connections and the rate limiter;
+// built on first use, so that a bad setting fails the invocation with a logged error, not the init.
+let clients: Ec2Clients | undefined;
 const lambdaClient = new LambdaClient({});
 
 export async function handler(event: unknown, context: Context): Promise<{ status: string; totals: RunTotals }> {
@@ -96,11 +94,13 @@ export async function handler(event: unknown, context: Context): Promise<{ statu
   logger.appendKeys({ executionId: request.executionId, scheduleId: request.scheduleId, dryRun: request.dryRun });
 
   try {
+    const settings = settingsFromEnv(process.env);
+    clients ??= createEc2Clients(clientOptionsFromEnv(process.env));
     const result = await runSnapshots(request, {
-      ec2,
-      ec2Create,
+      ec2: clients.ec2,
+      ec2Create: clients.ec2Create,
       log: runLog,
-      settings: settingsFromEnv(process.env),
+      settings,
       remainingMs: () => context.getRemainingTimeInMillis(),
       continueRun: async (next) => {
         await lambdaClient.send(new InvokeCommand({

@@ -47,6 +47,9 @@ describe('planInstance', () => {
   test('GIVEN excluded ids of other instances THEN only this instance\'s volumes are sent', () => {
     expect(planInstance({ ...REQUEST, excludeDataVolumeIds: [DATA, 'vol-0000000000000000f'] }, INSTANCE).planned).toEqual({ id: 'i-1', x: [DATA] });
   });
+  test('GIVEN volumes excluded by tag THEN the attached data volumes among them are sent, the root never', () => {
+    expect(planInstance(REQUEST, INSTANCE, new Set([ROOT, DATA, 'vol-0000000000000000f'])).planned).toEqual({ id: 'i-1', x: [DATA] });
+  });
   test('GIVEN the root volume in the exclusions THEN the boot volume is excluded instead, with a warning', () => {
     const plan = planInstance({ ...REQUEST, excludeDataVolumeIds: [ROOT] }, INSTANCE);
     expect(plan.planned).toEqual({ id: 'i-1', b: true });
@@ -54,7 +57,7 @@ describe('planInstance', () => {
   });
   test('GIVEN boot excluded and the only data volume excluded THEN nothing is left to snapshot', () => {
     expect(planInstance({ ...REQUEST, excludeBootVolume: true, excludeDataVolumeIds: [DATA] }, INSTANCE).unplanned)
-      .toEqual({ id: 'i-1', reason: 'NoVolumesToSnapshot', message: 'every attached EBS volume is excluded' });
+      .toEqual({ id: 'i-1', outcome: 'skipped', reason: 'NoVolumesToSnapshot', message: 'every attached EBS volume is excluded' });
   });
 });
 

@@ -1,10 +1,10 @@
 import {
   CreateSnapshotsCommand,
+  DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeInstancesCommandOutput,
   DescribeSnapshotsCommand,
   DescribeSnapshotsCommandOutput,
-  DescribeVolumesCommand,
   EC2Client,
   EC2ClientConfig,
   EC2ServiceException,
@@ -194,7 +194,7 @@ describe('DescribeInstances', () => {
       clients.push(ec2);
       const out = await ec2.send(new DescribeInstancesCommand({}));
       expect(out.Reservations).toHaveLength(1);
-      const err = await serviceError(() => ec2.send(new DescribeVolumesCommand({})));
+      const err = await serviceError(() => ec2.send(new DescribeImagesCommand({})));
       expect([err.name, err.$metadata.httpStatusCode]).toEqual(['InvalidAction', 400]);
     } finally {
       if (saved === undefined) {
@@ -203,7 +203,7 @@ describe('DescribeInstances', () => {
         process.env.AWS_ENDPOINT_URL_EC2 = saved;
       }
     }
-    expect(sim.calls.map((c) => c.action)).toEqual(['DescribeInstances', 'DescribeVolumes']);
+    expect(sim.calls.map((c) => c.action)).toEqual(['DescribeInstances', 'DescribeImages']);
   });
 });
 

@@ -2,6 +2,7 @@ import {
   CreateSnapshotsCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
   EC2Client,
   EC2ServiceException,
   Instance,
@@ -201,6 +202,63 @@ describe('CreateSnapshots requests', () => {
     expect(ec2Mock).not.toHaveReceivedCommand(CreateSnapshotsCommand);
     expect(result.totals.counts).toEqual(expect.objectContaining({ selected: 1, skipped: 1 }));
     expect(lines).toContainEqual(expect.objectContaining({ attributes: expect.objectContaining({ instanceId: 'i-01', outcome: 'skipped', code: 'NoVolumesToSnapshot' }) }));
+  });
+});
+
+describe('excluding data volumes by tag', () => {
+  const [ROOT, DATA, SCRATCH, TMP] = ['vol-0000000000000000a', 'vol-0000000000000000b', 'vol-0000000000000000c', 'vol-0000000000000000d'];
+  const tagged = (VolumeId: string, Key: string, Value: string) => ({ VolumeId, Tags: [{ Key, Value }] });
+
+  test('GIVEN volumes carrying any of the tags WHEN run THEN one paginated look-up per key, and they are left out of the request', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance('i-01', { volumes: [ROOT, DATA, SCRATCH, TMP] })] }] });
+    ec2Mock.on(DescribeVolumesCommand, { Filters: [{ Name: 'tag:Scratch', Values: ['true'] }] })
+      .resolvesOnce({ Volumes: [tagged(SCRATCH, 'Scratch', 'true')], NextToken: 'next' })
+      .resolvesOnce({ Volumes: [tagged('vol-0000000000000000f', 'Scratch', 'true')] });
+    // EC2's filter is a first pass: a volume whose tag does not match exactly stays in.
+    ec2Mock.on(DescribeVolumesCommand, { Filters: [{ Name: 'tag:Backup', Values: ['never'] }] })
+      .resolves({ Volumes: [tagged(TMP, 'Backup', 'never'), tagged(DATA, 'Backup', 'Never')] });
+    const { env } = environment();
+
+    const result = await runSnapshots({ ...REQUEST, excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] } }, env);
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeVolumesCommand, 3);
+    expect(ec2Mock.commandCalls(DescribeVolumesCommand).map((c) => c.args[0].input.MaxResults)).toEqual([500, 500, 500]);
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateSnapshotsCommand, {
+      InstanceSpecification: { InstanceId: 'i-01', ExcludeBootVolume: false, ExcludeDataVolumeIds: [SCRATCH, TMP] },
+    });
+    expect(result.totals.apiCalls.DescribeVolumes).toBe(3);
+  });
+
+  test('GIVEN a tagged root volume WHEN run THEN it is still snapshotted (boot volumes are excluded only by excludeBootVolume)', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance('i-01', { volumes: [ROOT, DATA] })] }] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: [tagged(ROOT, 'Scratch', 'true')] });
+    const { env } = environment();
+
+    await runSnapshots({ ...REQUEST, excludeDataVolumeTags: { Scratch: ['true'] } }, env);
+
+    const spec = ec2Mock.commandCalls(CreateSnapshotsCommand)[0].args[0].input.InstanceSpecification;
+    expect(spec).toEqual({ InstanceId: 'i-01', ExcludeBootVolume: false });
+  });
+
+  test('GIVEN more than 40 attached data volumes excluded WHEN run THEN the instance is reported failed, not called', async () => {
+    const volumes = [ROOT, ...Array.from({ length: 41 }, (_, i) => `vol-${(i + 16).toString(16).padStart(17, '0')}`)];
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance('i-01', { volumes })] }] });
+    ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: volumes.slice(1).map((v) => tagged(v, 'Scratch', 'true')) });
+    const { env } = environment();
+
+    const result = await runSnapshots({ ...REQUEST, excludeDataVolumeTags: { Scratch: ['true'] } }, env);
+
+    expect(ec2Mock).not.toHaveReceivedCommand(CreateSnapshotsCommand);
+    expect(result.totals.failuresByCode).toEqual({ TooManyExcludedVolumes: 1 });
+  });
+
+  test('GIVEN no volume tags WHEN run THEN no DescribeVolumes call is made', async () => {
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance('i-01')] }] });
+    const { env } = environment();
+
+    await runSnapshots(REQUEST, env);
+
+    expect(ec2Mock).not.toHaveReceivedCommand(DescribeVolumesCommand);
   });
 });
 

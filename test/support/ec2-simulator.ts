@@ -1,6 +1,8 @@
 /**
  * In-process simulator of the subset of the Amazon EC2 *query protocol* used by the
- * snapshot code: DescribeInstances, CreateSnapshots and DescribeSnapshots.
+ * snapshot code: DescribeInstances, CreateSnapshots, DescribeSnapshots and DescribeVolumes; and of Lambda's
+ * `Invoke` (REST-JSON, `POST /2015-03-31/functions/{name}/invocations`), which only records the
+ * payload (the handler's continuation), so `AWS_ENDPOINT_URL_LAMBDA` can point here too.
  *
  * Point a real `EC2Client` at it with `endpoint: sim.endpoint` (or the env variable
  * `AWS_ENDPOINT_URL_EC2`). Requests are form-encoded POSTs (`Action=...&Version=2016-11-15&...`),
@@ -20,6 +22,8 @@ export interface SimInstance {
   tags?: Record<string, string>;
   /** first one is the root volume (device /dev/xvda), others /dev/sdf, /dev/sdg... */
   volumeIds: string[];
+  /** volumeId -> tags of that volume (DescribeVolumes) */
+  volumeTags?: Record<string, Record<string, string>>;
   outpostArn?: string;
 }
 
@@ -54,14 +58,33 @@ export interface Ec2SimulatorOptions {
   instances?: SimInstance[];
   /** token bucket applied to CreateSnapshots (RequestLimitExceeded, HTTP 503 like EC2) */
   createSnapshotsBucket?: TokenBucketOptions;
-  /** token bucket applied to DescribeInstances and DescribeSnapshots together */
+  /** token bucket applied to DescribeInstances, DescribeSnapshots and DescribeVolumes together */
   describeBucket?: TokenBucketOptions;
   /** minimum ms between two snapshots of one volume (EC2: 15000) -> SnapshotCreationPerVolumeRateExceeded (400); default 15000; 0 disables */
   perVolumeIntervalMs?: number;
-  /** artificial latency added to every response, ms; default 0 (the request is processed on arrival, the answer is sent after the delay) */
-  latencyMs?: number;
+  /**
+   * artificial latency added to every response, ms, or a function of the call (answered with the
+   * status and error code it got); default 0 (the request is processed on arrival, the answer is
+   * sent after the delay)
+   */
+  latencyMs?: number | ((call: SimCall) => number);
   /** default '123456789012' */
   accountId?: string;
+  /**
+   * DescribeSnapshots lists a snapshot only this many ms after it was created (EC2's eventual
+   * consistency); default 0. The per-volume rate check still sees it at once.
+   */
+  describeSnapshotsLagMs?: number;
+}
+
+/** One Lambda `Invoke` request received (and accepted) by the simulator. */
+export interface SimInvocation {
+  functionName: string;
+  /** `X-Amz-Invocation-Type`: Event, RequestResponse or DryRun */
+  invocationType: string;
+  /** the request body, as sent */
+  payload: string;
+  atMs: number;
 }
 
 /** `callIndex`: 0-based index among all calls; `actionIndex`: 0-based index among calls of the same action. */
@@ -100,6 +123,14 @@ const INSTANCE_FILTERS = new Set([
   'outpost-arn',
 ]);
 
+const VOLUME_FILTERS = new Set([
+  'volume-id',
+  'attachment.instance-id',
+  'status',
+  'tag-key',
+  'tag-value',
+]);
+
 const SNAPSHOT_FILTERS = new Set([
   'snapshot-id',
   'volume-id',
@@ -123,6 +154,7 @@ interface InstanceRecord {
   state: string;
   tags: Record<string, string>;
   volumeIds: string[];
+  volumeTags: Record<string, Record<string, string>>;
   outpostArn?: string;
   launchTimeMs: number;
 }
@@ -135,6 +167,13 @@ interface Filter {
 interface Page<T> {
   items: T[];
   nextToken?: string;
+}
+
+interface InvokeAnswer {
+  status: number;
+  body: string;
+  requestId: string;
+  errorCode?: string;
 }
 
 class TokenBucket {
@@ -164,14 +203,19 @@ export class Ec2Simulator {
   readonly calls: SimCall[] = [];
   /** every snapshot created, in creation order */
   readonly snapshots: SimSnapshot[] = [];
+  /** every accepted Lambda Invoke, in arrival order (also recorded in `calls` as action `Invoke`) */
+  readonly invocations: SimInvocation[] = [];
 
   private readonly instances = new Map<string, InstanceRecord>();
   private readonly faults: FaultRule[] = [];
   private readonly createBucket?: TokenBucket;
   private readonly describeBucket?: TokenBucket;
   private readonly perVolumeIntervalMs: number;
-  private readonly latencyMs: number;
+  private readonly latencyMs: number | ((call: SimCall) => number);
   private readonly accountId: string;
+  private readonly describeSnapshotsLagMs: number;
+  /** action -> number of calls so far */
+  private readonly actionCounts = new Map<string, number>();
   /** volumeId -> performance.now() of its last snapshot */
   private readonly lastSnapshotAt = new Map<string, number>();
   /** snapshotId -> index (in `calls`) of the CreateSnapshots call that made it */
@@ -186,6 +230,7 @@ export class Ec2Simulator {
     this.perVolumeIntervalMs = options.perVolumeIntervalMs ?? DEFAULT_PER_VOLUME_INTERVAL_MS;
     this.latencyMs = options.latencyMs ?? 0;
     this.accountId = options.accountId ?? DEFAULT_ACCOUNT_ID;
+    this.describeSnapshotsLagMs = options.describeSnapshotsLagMs ?? 0;
     this.addInstances(options.instances ?? []);
   }
 
@@ -248,6 +293,7 @@ export class Ec2Simulator {
         state,
         tags: { ...(instance.tags ?? {}) },
         volumeIds: [...instance.volumeIds],
+        volumeTags: Object.fromEntries(Object.entries(instance.volumeTags ?? {}).map(([v, tags]) => [v, { ...tags }])),
         outpostArn: instance.outpostArn,
         launchTimeMs: Date.now(),
       });
@@ -310,7 +356,12 @@ export class Ec2Simulator {
   }
 
   countCalls(action: string): number {
-    return this.calls.filter((c) => c.action === action).length;
+    return this.actionCounts.get(action) ?? 0;
+  }
+
+  /** The payloads of the accepted Lambda invocations, parsed as JSON. */
+  invocationPayloads(): unknown[] {
+    return this.invocations.map((i) => JSON.parse(i.payload));
   }
 
   // ---------------------------------------------------------------- HTTP
@@ -320,6 +371,16 @@ export class Ec2Simulator {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
+      const invoke = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
+      if (invoke) {
+        const invocationType = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
+        const { status, body, requestId, errorCode } = this.processInvoke(decodeURIComponent(invoke[1]), invocationType, Buffer.concat(chunks).toString('utf8'));
+        this.send(res, status, body, requestId, {
+          'content-type': 'application/json',
+          ...(errorCode ? { 'x-amzn-errortype': errorCode } : {}),
+        });
+        return;
+      }
       const params: Record<string, string> = {};
       for (const [key, value] of url.searchParams) {
         setParam(params, key, value);
@@ -332,46 +393,90 @@ export class Ec2Simulator {
     });
   }
 
-  private send(res: http.ServerResponse, status: number, body: string, requestId: string): void {
+  /** Answers the call processed last (processing is synchronous, so that is this request's). */
+  private send(res: http.ServerResponse, status: number, body: string, requestId: string, headers?: Record<string, string>): void {
+    const latencyMs = typeof this.latencyMs === 'function' ? this.latencyMs(this.calls[this.calls.length - 1]) : this.latencyMs;
     const write = (): void => {
       if (res.destroyed) {
         return;
       }
       res.writeHead(status, {
         'content-type': 'text/xml;charset=UTF-8',
+        'server': 'AmazonEC2',
+        ...headers,
         'content-length': Buffer.byteLength(body),
         'x-amzn-requestid': requestId,
-        'server': 'AmazonEC2',
       });
       res.end(body);
     };
-    if (this.latencyMs <= 0) {
+    if (latencyMs <= 0) {
       write();
       return;
     }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       write();
-    }, this.latencyMs);
+    }, latencyMs);
     this.timers.add(timer);
+  }
+
+  /** Records a call in `calls` and asks the fault rules about it. */
+  private begin(action: string, params: Record<string, string>): { call: SimCall; callIndex: number; fault?: SimFault } {
+    const callIndex = this.calls.length;
+    const actionIndex = this.countCalls(action);
+    const call: SimCall = { action, params, atMs: Date.now(), status: 0 };
+    this.calls.push(call);
+    this.actionCounts.set(action, actionIndex + 1);
+    try {
+      for (const rule of this.faults) {
+        const fault = rule({ action, params: { ...params }, callIndex, actionIndex });
+        if (fault !== undefined) {
+          return { call, callIndex, fault };
+        }
+      }
+    } catch (e) {
+      return { call, callIndex, fault: { status: 500, code: 'InternalError', message: `Ec2Simulator bug: a fault rule threw ${e instanceof Error ? e.stack ?? e.message : String(e)}` } };
+    }
+    return { call, callIndex };
+  }
+
+  /** Lambda Invoke: records the invocation (nothing runs) and answers like Lambda (202 for Event, 204 for DryRun). */
+  private processInvoke(functionName: string, invocationType: string, payload: string): InvokeAnswer {
+    const requestId = randomUUID();
+    const { call, fault } = this.begin('Invoke', { FunctionName: functionName, InvocationType: invocationType });
+    const accept = (): number => {
+      if (invocationType === 'DryRun') {
+        return 204;
+      }
+      if (invocationType !== 'Event') {
+        throw new SimError(400, 'InvalidParameterValueException', 'Ec2Simulator runs no function: only Event and DryRun invocations are supported.');
+      }
+      this.invocations.push({ functionName, invocationType, payload, atMs: Date.now() });
+      return 202;
+    };
+    try {
+      if (fault !== undefined) {
+        if (fault.afterEffect) {
+          accept();
+        }
+        throw new SimError(fault.status, fault.code, fault.message ?? `Simulated fault ${fault.code}`);
+      }
+      call.status = accept();
+      return { status: call.status, body: '', requestId };
+    } catch (e) {
+      const error = e instanceof SimError ? e : new SimError(500, 'ServiceException', String(e));
+      call.status = error.status;
+      call.errorCode = error.code;
+      return { status: error.status, body: JSON.stringify({ Type: 'User', message: error.message }), requestId, errorCode: error.code };
+    }
   }
 
   /** Handles one request synchronously and records it in `calls`. */
   private process(allParams: Record<string, string>): { status: number; body: string; requestId: string } {
     const { Action: action = '', Version: _version, ...params } = allParams;
-    const callIndex = this.calls.length;
-    const actionIndex = this.countCalls(action);
-    const call: SimCall = { action, params, atMs: Date.now(), status: 0 };
-    this.calls.push(call);
     const requestId = randomUUID();
+    const { call, callIndex, fault } = this.begin(action, params);
     try {
-      let fault: SimFault | undefined;
-      for (const rule of this.faults) {
-        fault = rule({ action, params: { ...params }, callIndex, actionIndex });
-        if (fault !== undefined) {
-          break;
-        }
-      }
       if (fault !== undefined) {
         if (fault.afterEffect) {
           try {
@@ -410,6 +515,9 @@ export class Ec2Simulator {
       case 'DescribeSnapshots':
         this.throttle(this.describeBucket);
         return this.describeSnapshots(params);
+      case 'DescribeVolumes':
+        this.throttle(this.describeBucket);
+        return this.describeVolumes(params);
       case 'CreateSnapshots':
         this.throttle(this.createBucket);
         return this.createSnapshots(params, callIndex);
@@ -549,6 +657,10 @@ export class Ec2Simulator {
     if (owners.length > 0 && !owners.some((o) => o === 'self' || o === this.accountId)) {
       snapshots = [];
     }
+    if (this.describeSnapshotsLagMs > 0) {
+      const visibleBefore = Date.now() - this.describeSnapshotsLagMs;
+      snapshots = snapshots.filter((s) => s.startTimeMs <= visibleBefore);
+    }
     snapshots = snapshots.filter((s) => matchesAll(filters, (name) => this.snapshotValues(s, name)));
     const page = paginate('DescribeSnapshots', params, snapshots, maxResults);
     const items = page.items.map((s) => node('item',
@@ -566,6 +678,55 @@ export class Ec2Simulator {
       text('storageTier', 'standard'),
     ));
     return node('snapshotSet', ...items) + text('nextToken', page.nextToken);
+  }
+
+  /** The volumes of every instance (a terminated instance's volumes are gone); MaxResults 5-500 like EC2. */
+  private describeVolumes(params: Record<string, string>): string {
+    const ids = listParam(params, 'VolumeId');
+    const maxResults = parseMaxResults(params, 500);
+    if (ids.length > 0 && maxResults !== undefined) {
+      throw new SimError(400, 'InvalidParameterCombination', 'The parameter volumeSet cannot be used with the parameter maxResults');
+    }
+    const filters = parseFilters(params, VOLUME_FILTERS);
+    checkDryRun(params);
+    let volumes = [...this.instances.values()]
+      .filter((i) => i.state !== 'terminated')
+      .flatMap((i) => i.volumeIds.map((volumeId, index) => ({ volumeId, index, instance: i, tags: i.volumeTags[volumeId] ?? {} })));
+    if (ids.length > 0) {
+      const missing = ids.filter((id) => !volumes.some((v) => v.volumeId === id));
+      if (missing.length > 0) {
+        throw new SimError(400, 'InvalidVolume.NotFound', `The volume '${missing[0]}' does not exist.`);
+      }
+      volumes = volumes.filter((v) => ids.includes(v.volumeId));
+    }
+    volumes = volumes.filter((v) => matchesAll(filters, (name) => {
+      switch (name) {
+        case 'volume-id': return [v.volumeId];
+        case 'attachment.instance-id': return [v.instance.instanceId];
+        case 'status': return ['in-use'];
+        default: return tagValues(v.tags, name);
+      }
+    }));
+    const page = paginate('DescribeVolumes', params, volumes, maxResults);
+    const items = page.items.map((v) => node('item',
+      text('volumeId', v.volumeId),
+      text('size', VOLUME_SIZE_GIB),
+      text('availabilityZone', 'us-east-1a'),
+      text('status', 'in-use'),
+      text('createTime', new Date(v.instance.launchTimeMs).toISOString()),
+      node('attachmentSet', node('item',
+        text('volumeId', v.volumeId),
+        text('instanceId', v.instance.instanceId),
+        text('device', deviceName(v.index)),
+        text('status', 'attached'),
+        text('attachTime', new Date(v.instance.launchTimeMs).toISOString()),
+        text('deleteOnTermination', v.index === 0),
+      )),
+      tagSetXml(v.tags),
+      text('volumeType', 'gp3'),
+      text('encrypted', false),
+    ));
+    return node('volumeSet', ...items) + text('nextToken', page.nextToken);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -736,15 +897,15 @@ function checkDryRun(params: Record<string, string>): void {
   }
 }
 
-function parseMaxResults(params: Record<string, string>): number | undefined {
+function parseMaxResults(params: Record<string, string>, max = 1000): number | undefined {
   const raw = params.MaxResults;
   if (raw === undefined) {
     return undefined;
   }
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 5 || value > 1000) {
+  if (!Number.isInteger(value) || value < 5 || value > max) {
     throw new SimError(400, 'InvalidParameterValue',
-      `Value ( ${raw} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`);
+      `Value ( ${raw} ) for parameter maxResults is invalid. Expecting a value between 5 and ${max}.`);
   }
   return value;
 }

@@ -1,0 +1,161 @@
+/**
+ * Shared set-up of the fault tests: a simulator, the handler's own EC2 clients (lambda/clients.ts)
+ * pointed at it with small retry delays, a run request, a captured log, and checks on the sets.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { Ec2Simulator, Ec2SimulatorOptions, SimInstance } from './ec2-simulator';
+import { createEc2Clients, Ec2ClientsOptions } from '../../lambda/clients';
+import { ContinuationEvent, DEFAULT_SETTINGS, RunEnvironment, RunLog, RunSettings } from '../../lambda/run-snapshots';
+import { EXECUTION_ID_TAG, INSTANCE_ID_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
+
+export const CREDENTIALS = { accessKeyId: 'AKIDFAULTTEST', secretAccessKey: 'fault-test-secret' };
+export const REGION = 'us-east-1';
+
+/** Small delays everywhere, so a faulty run takes milliseconds. */
+export const FAST_SETTINGS: RunSettings = {
+  ...DEFAULT_SETTINGS,
+  concurrency: 4,
+  perVolumeRetryDelayMs: 60,
+  throttleBackoffBaseMs: 2,
+  throttleBackoffMaxMs: 20,
+  verifyDelayMs: 5,
+  reserveMs: 0,
+};
+
+export function instanceId(n: number): string {
+  return `i-${n.toString(16).padStart(17, '0')}`;
+}
+
+/** `n` instances tagged Backup=nightly with 1 to 3 volumes each (or `volumes` each), every fourth one stopped. */
+export function fleet(n: number, options: { from?: number; volumes?: number } = {}): SimInstance[] {
+  return Array.from({ length: n }, (_, k) => {
+    const i = (options.from ?? 0) + k;
+    return {
+      instanceId: instanceId(i),
+      state: i % 4 === 3 ? 'stopped' : 'running',
+      tags: { Backup: 'nightly' },
+      volumeIds: Array.from({ length: options.volumes ?? 1 + (i % 3) }, (__, v) => `vol-${(i * 4 + v).toString(16).padStart(17, '0')}`),
+    };
+  });
+}
+
+export function runRequest(overrides: Partial<SnapshotRunRequest> = {}): SnapshotRunRequest {
+  return {
+    version: 1,
+    scheduleId: 'Stack/Nightly',
+    executionId: 'exec-0001',
+    scheduledTime: '2026-11-24T02:30:00Z',
+    instanceTags: { Backup: ['nightly'] },
+    excludeBootVolume: false,
+    excludeDataVolumeIds: [],
+    snapshotTags: { Purpose: 'fault-test' },
+    dryRun: false,
+    ...overrides,
+  };
+}
+
+export interface LogLine {
+  readonly level: 'info' | 'warn' | 'error';
+  readonly message: string;
+  readonly attributes: Record<string, unknown>;
+}
+
+export class CapturedLog implements RunLog {
+  readonly lines: LogLine[] = [];
+  info(message: string, attributes: Record<string, unknown> = {}): void { this.lines.push({ level: 'info', message, attributes }); }
+  warn(message: string, attributes: Record<string, unknown> = {}): void { this.lines.push({ level: 'warn', message, attributes }); }
+  error(message: string, attributes: Record<string, unknown> = {}): void { this.lines.push({ level: 'error', message, attributes }); }
+}
+
+/** A no-wait backoff for the describe client (the SDK would wait up to seconds between attempts). */
+export const NO_WAIT_BACKOFF = { computeNextBackoffDelay: () => 1, setDelayBase: () => undefined };
+
+/** A run environment whose log and continuations the test reads. */
+export type HarnessEnvironment = RunEnvironment & { log: CapturedLog; continuations: ContinuationEvent[] };
+
+export class FaultHarness {
+  readonly sim: Ec2Simulator;
+  private readonly clients: EC2Client[] = [];
+
+  constructor(options: Ec2SimulatorOptions) {
+    this.sim = new Ec2Simulator(options);
+  }
+
+  async start(): Promise<this> {
+    await this.sim.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients.splice(0)) c.destroy();
+    await this.sim.stop();
+  }
+
+  /**
+   * The handler's clients (lambda/clients.ts) against the simulator, with small backoffs and the
+   * shipping rate limiter (EC2's 100 + 5/s) unless overridden. Like a Lambda cold start, each call
+   * builds new ones (fresh rate limiter).
+   */
+  clientsFor(options: Ec2ClientsOptions = {}): { ec2: EC2Client; ec2Create: EC2Client } {
+    const clients = createEc2Clients({
+      throttleBackoffBaseMs: 2,
+      throttleBackoffMaxMs: 20,
+      describeBackoff: NO_WAIT_BACKOFF,
+      ...options,
+      config: { endpoint: this.sim.endpoint, region: REGION, credentials: CREDENTIALS, ...options.config },
+    });
+    this.clients.push(clients.ec2, clients.ec2Create);
+    return clients;
+  }
+
+  /**
+   * A run environment: the handler's clients, a captured log, fast settings, unlimited time and
+   * continuations collected (JSON round-tripped, as Lambda would deliver them) in `continuations`.
+   */
+  environment(overrides: Partial<RunEnvironment> & { clients?: Ec2ClientsOptions } = {}): HarnessEnvironment {
+    const { clients, ...rest } = overrides;
+    const continuations: ContinuationEvent[] = [];
+    return {
+      ...this.clientsFor(clients),
+      log: new CapturedLog(),
+      settings: FAST_SETTINGS,
+      remainingMs: () => 900_000,
+      continueRun: async (event) => {
+        continuations.push(JSON.parse(JSON.stringify(event)));
+      },
+      ...rest,
+      continuations,
+    } as HarnessEnvironment;
+  }
+
+  /** instance id -> number of snapshot sets (one set = one CreateSnapshots call that made snapshots). */
+  setCounts(): Map<string, number> {
+    return new Map([...this.sim.setsByInstance()].map(([id, sets]) => [id, sets.length]));
+  }
+
+  /** Asserts that each of `instanceIds` has exactly one set, made by run `executionId`, and nothing else has any. */
+  expectExactlyOneSetEach(instanceIds: string[], executionId = 'exec-0001'): void {
+    const sets = this.sim.setsByInstance();
+    const offenders = instanceIds.filter((id) => (sets.get(id)?.length ?? 0) !== 1).map((id) => `${id}: ${sets.get(id)?.length ?? 0}`);
+    expect(offenders).toEqual([]);
+    for (const id of instanceIds) {
+      const set = sets.get(id)![0];
+      expect(set.every((s) => s.tags[EXECUTION_ID_TAG] === executionId && s.tags[INSTANCE_ID_TAG] === id)).toBe(true);
+    }
+    expect([...sets.keys()].filter((id) => !instanceIds.includes(id))).toEqual([]);
+  }
+
+  /** CreateSnapshots calls the simulator received for one instance, in arrival order. */
+  createCalls(id?: string) {
+    return this.sim.calls.filter((c) => c.action === 'CreateSnapshots' && (id === undefined || c.params['InstanceSpecification.InstanceId'] === id));
+  }
+
+  /** Instance ids of the CreateSnapshots calls, in arrival order. */
+  createOrder(): string[] {
+    return this.createCalls().map((c) => c.params['InstanceSpecification.InstanceId']);
+  }
+}
+
+export function ids(instances: SimInstance[]): string[] {
+  return instances.map((i) => i.instanceId);
+}

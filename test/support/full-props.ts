@@ -1,0 +1,31 @@
+import { Duration, TimeZone } from 'aws-cdk-lib';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { CopyTagsFromSource, InstanceSnapshotScheduleProps } from '../../src';
+
+/** Every prop set to a non-default value, but the two that need constructs of their own. */
+export const FULL_PROPS = {
+  instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
+  schedule: scheduler.ScheduleExpression.cron({ hour: '2', minute: '30', timeZone: TimeZone.EUROPE_BERLIN }),
+  excludeBootVolume: true,
+  excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
+  excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] },
+  outpostArn: 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0',
+  description: 'nightly crash-consistent set',
+  snapshotTags: { CostCenter: '42', Team: 'platform' },
+  copyTagsFromSource: CopyTagsFromSource.VOLUME,
+  dryRun: false,
+  enabled: false,
+  scheduleName: 'nightly-snapshots',
+  timeWindow: scheduler.TimeWindow.flexible(Duration.minutes(30)),
+  maxEventAge: Duration.hours(2),
+  retryAttempts: 10,
+} satisfies InstanceSnapshotScheduleProps;
+
+/**
+ * Every prop of InstanceSnapshotSchedule, shared by the construct, contract and nag tests.
+ * `Required<>` makes the type-check fail when a new prop is not covered.
+ */
+export function fullProps(deadLetterQueue: sqs.IQueue, scheduleGroup: scheduler.IScheduleGroup): Required<InstanceSnapshotScheduleProps> {
+  return { ...FULL_PROPS, deadLetterQueue, scheduleGroup };
+}
