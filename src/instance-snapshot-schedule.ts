@@ -5,9 +5,11 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { acknowledgeCreateSnapshotsWildcards } from './private/nag-acknowledgements';
 import {
   checkDescription,
   checkExcludeDataVolumeIds,
+  checkExcludeDataVolumeTags,
   checkInstanceTags,
   checkOutpostArn,
   checkSnapshotTags,
@@ -75,6 +77,18 @@ export interface InstanceSnapshotScheduleProps {
    * @default - no data volume is left out
    */
   readonly excludeDataVolumeIds?: string[];
+
+  /**
+   * Data volumes to leave out of the snapshot sets, by tag: tag key -> values.
+   *
+   * A data volume is left out when it carries any of the keys with one of that key's values
+   * (exact, case-sensitive). Boot volumes are never excluded by tag: use `excludeBootVolume`.
+   * Looked up once per run (`ec2:DescribeVolumes`, paginated); together with
+   * `excludeDataVolumeIds`, at most 40 volumes of one instance can be left out (EC2's limit).
+   *
+   * @default - no data volume is left out by tag
+   */
+  readonly excludeDataVolumeTags?: { [key: string]: string[] };
 
   /**
    * Keep the snapshots of instances on this AWS Outpost on the Outpost.
@@ -214,6 +228,11 @@ export class InstanceSnapshotSchedule extends Construct {
    */
   public readonly scheduleId: string;
 
+  /**
+   * @param scope the stack or construct to add the schedule to; the shared handler goes into its stack
+   * @param id the construct id: part of the snapshots' `cdk-instance-snapshots:schedule` tag, so keep it stable
+   * @param props which instances, when, and the `CreateSnapshots` options
+   */
   constructor(scope: Construct, id: string, props: InstanceSnapshotScheduleProps) {
     super(scope, id);
     validateProps(props);
@@ -235,6 +254,7 @@ export class InstanceSnapshotSchedule extends Construct {
       roles: [shared.role],
       statements: this.handlerStatements(props),
     });
+    acknowledgeCreateSnapshotsWildcards(this.handlerPolicy);
 
     const request: SnapshotRunRequest = {
       version: REQUEST_VERSION,
@@ -244,6 +264,7 @@ export class InstanceSnapshotSchedule extends Construct {
       instanceTags: props.instanceTags,
       excludeBootVolume: props.excludeBootVolume ?? false,
       excludeDataVolumeIds: props.excludeDataVolumeIds ?? [],
+      excludeDataVolumeTags: props.excludeDataVolumeTags ?? {},
       outpostArn: props.outpostArn,
       description: props.description,
       snapshotTags: props.snapshotTags ?? {},
@@ -326,6 +347,9 @@ function validateProps(props: InstanceSnapshotScheduleProps): void {
   }
   if (props.excludeDataVolumeIds && !Token.isUnresolved(props.excludeDataVolumeIds)) {
     violations.push(...checkExcludeDataVolumeIds(props.excludeDataVolumeIds, unresolved));
+  }
+  if (props.excludeDataVolumeTags && !Token.isUnresolved(props.excludeDataVolumeTags)) {
+    violations.push(...checkExcludeDataVolumeTags(props.excludeDataVolumeTags, unresolved));
   }
   if (props.snapshotTags && !Token.isUnresolved(props.snapshotTags)) {
     violations.push(...checkSnapshotTags(props.snapshotTags, unresolved));

@@ -1,7 +1,7 @@
-import { App, Stack, TimeZone } from 'aws-cdk-lib';
+import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import { CopyTagsFromSource, InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../src';
+import { InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../src';
+import { FULL_PROPS } from './support/full-props';
 import { InvalidRunRequestError, parseRunRequest } from '../src/private/request-contract';
 
 /** The input EventBridge Scheduler would send: the synthesized template's input with the context attributes filled in. */
@@ -25,6 +25,7 @@ describe('what the construct synthesizes is what the handler accepts', () => {
       instanceTags: { Backup: ['nightly'] },
       excludeBootVolume: false,
       excludeDataVolumeIds: [],
+      excludeDataVolumeTags: {},
       outpostArn: undefined,
       description: undefined,
       snapshotTags: {},
@@ -34,24 +35,15 @@ describe('what the construct synthesizes is what the handler accepts', () => {
   });
 
   test('GIVEN every prop WHEN the handler parses the scheduled input THEN every option arrives unchanged', () => {
-    const request = parseRunRequest(scheduledEvent({
-      instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
-      schedule: scheduler.ScheduleExpression.cron({ hour: '2', minute: '30', timeZone: TimeZone.EUROPE_BERLIN }),
-      excludeBootVolume: true,
-      excludeDataVolumeIds: ['vol-0123456789abcdef0'],
-      outpostArn: 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0',
-      description: 'nightly crash-consistent set',
-      snapshotTags: { CostCenter: '42' },
-      copyTagsFromSource: CopyTagsFromSource.VOLUME,
-      dryRun: true,
-    }));
+    const request = parseRunRequest(scheduledEvent({ ...FULL_PROPS, dryRun: true }));
     expect(request).toEqual(expect.objectContaining({
       instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
       excludeBootVolume: true,
-      excludeDataVolumeIds: ['vol-0123456789abcdef0'],
+      excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
+      excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] },
       outpostArn: 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0',
       description: 'nightly crash-consistent set',
-      snapshotTags: { CostCenter: '42' },
+      snapshotTags: { CostCenter: '42', Team: 'platform' },
       copyTagsFromSource: 'volume',
       dryRun: true,
     }));
@@ -70,6 +62,7 @@ describe('the handler rejects requests it cannot honour, naming every field', ()
     ['no instance tags', { ...valid, instanceTags: undefined }, ['instanceTags must be an object of tag key -> values, got: undefined']],
     ['an empty tag value list', { ...valid, instanceTags: { Backup: [] } }, ['instanceTags["Backup"] must list at least one accepted value, got: []']],
     ['a non-boolean dryRun', { ...valid, dryRun: 'yes' }, ['dryRun must be a boolean, got: "yes"']],
+    ['excluded volume tags that are not a map', { ...valid, excludeDataVolumeTags: ['Scratch'] }, ['excludeDataVolumeTags must be an object of tag key -> values, got: ["Scratch"]']],
     ['a wrong copyTagsFromSource', { ...valid, copyTagsFromSource: 'instance' }, ['copyTagsFromSource must be "volume", got: "instance"']],
     ['a bad volume id and a bad outpost', { ...valid, excludeDataVolumeIds: ['v'], outpostArn: 'x' }, [
       'excludeDataVolumeIds must hold EBS volume ids like "vol-0123456789abcdef0", got: "v"',

@@ -1,8 +1,9 @@
-import { App, CfnParameter, Duration, Stack, TimeZone } from 'aws-cdk-lib';
+import { App, CfnParameter, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { CopyTagsFromSource, InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../src';
+import { FULL_PROPS } from './support/full-props';
 
 const ACCOUNT = '123456789012';
 const REGION = 'eu-central-1';
@@ -30,22 +31,6 @@ function policyStatements(template: Template, logicalIdPrefix: string): any[] {
     .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
 }
 
-const FULL_PROPS: InstanceSnapshotScheduleProps = {
-  instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
-  schedule: scheduler.ScheduleExpression.cron({ hour: '2', minute: '30', timeZone: TimeZone.EUROPE_BERLIN }),
-  excludeBootVolume: true,
-  excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
-  outpostArn: 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0',
-  description: 'nightly crash-consistent set',
-  snapshotTags: { CostCenter: '42', Team: 'platform' },
-  copyTagsFromSource: CopyTagsFromSource.VOLUME,
-  dryRun: false,
-  enabled: false,
-  scheduleName: 'nightly-snapshots',
-  timeWindow: scheduler.TimeWindow.flexible(Duration.minutes(30)),
-  maxEventAge: Duration.hours(2),
-  retryAttempts: 10,
-};
 
 describe('snapshots of the whole template', () => {
   test('default construct', () => {
@@ -137,6 +122,7 @@ describe('target input (the request contract)', () => {
       instanceTags: { Backup: ['nightly'] },
       excludeBootVolume: false,
       excludeDataVolumeIds: [],
+      excludeDataVolumeTags: {},
       snapshotTags: {},
       dryRun: false,
     });
@@ -148,6 +134,7 @@ describe('target input (the request contract)', () => {
       instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
       excludeBootVolume: true,
       excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
+      excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] },
       outpostArn: FULL_PROPS.outpostArn,
       description: 'nightly crash-consistent set',
       snapshotTags: { CostCenter: '42', Team: 'platform' },
@@ -274,7 +261,7 @@ describe('IAM: least privilege', () => {
     expect(star).toEqual([{
       Sid: 'DescribeHasNoResourceType',
       Effect: 'Allow',
-      Action: ['ec2:DescribeInstances', 'ec2:DescribeSnapshots'],
+      Action: ['ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes'],
       Resource: '*',
     }]);
   });
@@ -318,6 +305,8 @@ describe('validation', () => {
     ['41 excluded volumes', { excludeDataVolumeIds: tooManyVolumes }, 'excludeDataVolumeIds may list at most 40 volume ids (EC2\'s limit), got: 41'],
     ['a malformed volume id', { excludeDataVolumeIds: ['vol-xyz'] }, 'excludeDataVolumeIds must hold EBS volume ids like "vol-0123456789abcdef0", got: "vol-xyz"'],
     ['a duplicate volume id', { excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0123456789abcdef0'] }, 'excludeDataVolumeIds lists a volume id twice, got: "vol-0123456789abcdef0"'],
+    ['an excluded volume tag with no values', { excludeDataVolumeTags: { Scratch: [] } }, 'excludeDataVolumeTags["Scratch"] must list at least one accepted value, got: []'],
+    ['an excluded volume tag key over 127 characters', { excludeDataVolumeTags: { [longKey]: ['x'] } }, `excludeDataVolumeTags keys must be 1 to 127 characters, got: "${longKey}" (128)`],
     ['a malformed outpost ARN', { outpostArn: 'arn:aws:ec2:eu-central-1:123456789012:instance/i-1' }, 'outpostArn must be an outpost ARN like "arn:aws:outposts:us-east-1:123456789012:outpost/op-0123456789abcdef0", got: "arn:aws:ec2:eu-central-1:123456789012:instance/i-1"'],
     ['a description over 255 characters', { description: 'd'.repeat(256) }, `description must be at most 255 characters (EC2's limit), got: "${'d'.repeat(256)}" (256)`],
     ['a snapshot tag key starting with aws:', { snapshotTags: { 'aws:owner': 'me' } }, 'snapshotTags keys must not start with "aws:" (reserved by AWS), got: "aws:owner"'],

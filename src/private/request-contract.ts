@@ -57,6 +57,11 @@ export interface SnapshotRunRequest {
   readonly instanceTags: Record<string, string[]>;
   readonly excludeBootVolume: boolean;
   readonly excludeDataVolumeIds: string[];
+  /**
+   * Tag key -> values: a data volume carrying any key with one of its values is left out.
+   * Optional so that requests rendered before it existed (a dead-letter re-drive) stay valid.
+   */
+  readonly excludeDataVolumeTags?: Record<string, string[]>;
   readonly outpostArn?: string;
   readonly description?: string;
   /** The user's tags for every snapshot (the ownership tags are added by the handler). */
@@ -81,29 +86,41 @@ function show(value: unknown): string {
 
 /** Checks `instanceTags`: at least one key, each with at least one value, within EC2's lengths. */
 export function checkInstanceTags(tags: Record<string, readonly string[]>, isUnresolved: (s: string) => boolean = () => false): ContractViolation[] {
-  const prop = 'instanceTags';
   const out: ContractViolation[] = [];
-  const keys = Object.keys(tags);
-  if (keys.length === 0) {
-    out.push({ prop, message: `instanceTags must name at least one tag key, got: ${show(tags)}` });
+  if (Object.keys(tags).length === 0) {
+    out.push({ prop: 'instanceTags', message: `instanceTags must name at least one tag key, got: ${show(tags)}` });
   }
-  for (const key of keys) {
+  return [...out, ...checkTagValuesMap('instanceTags', tags, isUnresolved)];
+}
+
+/** Checks `excludeDataVolumeTags`: each key with at least one value, within EC2's lengths (may be empty). */
+export function checkExcludeDataVolumeTags(
+  tags: Record<string, readonly string[]>,
+  isUnresolved: (s: string) => boolean = () => false,
+): ContractViolation[] {
+  return checkTagValuesMap('excludeDataVolumeTags', tags, isUnresolved);
+}
+
+/** A map of tag key -> accepted values: keys and values within EC2's lengths, at least one value per key, no repeats. */
+function checkTagValuesMap(prop: string, tags: Record<string, readonly string[]>, isUnresolved: (s: string) => boolean): ContractViolation[] {
+  const out: ContractViolation[] = [];
+  for (const key of Object.keys(tags)) {
     if (isUnresolved(key)) continue;
     out.push(...checkTagKey(prop, key, false));
     const values = tags[key];
     if (!Array.isArray(values) || values.length === 0) {
-      out.push({ prop, message: `instanceTags[${show(key)}] must list at least one accepted value, got: ${show(values)}` });
+      out.push({ prop, message: `${prop}[${show(key)}] must list at least one accepted value, got: ${show(values)}` });
       continue;
     }
     for (const value of values) {
       if (typeof value !== 'string') {
-        out.push({ prop, message: `instanceTags[${show(key)}] values must be strings, got: ${show(value)}` });
+        out.push({ prop, message: `${prop}[${show(key)}] values must be strings, got: ${show(value)}` });
       } else if (!isUnresolved(value) && value.length > LIMITS.maxTagValueLength) {
-        out.push({ prop, message: `instanceTags[${show(key)}] values must be at most ${LIMITS.maxTagValueLength} characters, got: ${show(value)} (${value.length})` });
+        out.push({ prop, message: `${prop}[${show(key)}] values must be at most ${LIMITS.maxTagValueLength} characters, got: ${show(value)} (${value.length})` });
       }
     }
     if (new Set(values).size !== values.length) {
-      out.push({ prop, message: `instanceTags[${show(key)}] lists a value twice, got: ${show(values)}` });
+      out.push({ prop, message: `${prop}[${show(key)}] lists a value twice, got: ${show(values)}` });
     }
   }
   return out;
@@ -253,6 +270,16 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     }
   }
 
+  let excludeDataVolumeTags: Record<string, string[]> = {};
+  if (event.excludeDataVolumeTags !== undefined) {
+    if (!isRecord(event.excludeDataVolumeTags)) {
+      v.push({ prop: 'excludeDataVolumeTags', message: `excludeDataVolumeTags must be an object of tag key -> values, got: ${show(event.excludeDataVolumeTags)}` });
+    } else {
+      excludeDataVolumeTags = event.excludeDataVolumeTags as Record<string, string[]>;
+      v.push(...checkExcludeDataVolumeTags(excludeDataVolumeTags));
+    }
+  }
+
   let snapshotTags: Record<string, string> = {};
   if (event.snapshotTags !== undefined) {
     if (!isRecord(event.snapshotTags)) {
@@ -285,6 +312,7 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     instanceTags,
     excludeBootVolume,
     excludeDataVolumeIds,
+    excludeDataVolumeTags,
     outpostArn,
     description,
     snapshotTags,

@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { acknowledgeDescribeWildcard } from './nag-acknowledgements';
 
 /** Where the build puts the esbuild bundle of lambda/snapshot-handler.ts (same from src/ and lib/). */
 export const HANDLER_ASSET_DIR = path.join(__dirname, '..', '..', 'assets', 'lambda', 'snapshot-handler');
@@ -66,16 +67,18 @@ export class SnapshotHandlerFunction extends Construct {
       },
     });
 
-    // DescribeInstances and DescribeSnapshots support no resource-level permissions: EC2 offers
-    // no resource type for them, so `Resource: '*'` is the only form IAM accepts.
-    new iam.Policy(this, 'DescribePolicy', {
+    // DescribeInstances, DescribeSnapshots and DescribeVolumes support no resource-level
+    // permissions: EC2 offers no resource type for them, so `Resource: '*'` is the only form IAM
+    // accepts.
+    const describePolicy = new iam.Policy(this, 'DescribePolicy', {
       roles: [this.role],
       statements: [new iam.PolicyStatement({
         sid: 'DescribeHasNoResourceType',
-        actions: ['ec2:DescribeInstances', 'ec2:DescribeSnapshots'],
+        actions: ['ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes'],
         resources: ['*'],
       })],
     });
+    acknowledgeDescribeWildcard(describePolicy);
 
     // A run that does not fit in one invocation continues in a new one (same execution id).
     // A separate policy (not the role's default policy) so the function does not depend on a

@@ -1,0 +1,43 @@
+import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+
+/**
+ * Acknowledges, on our own policies, the wildcards that EC2 forces, with the reason a reviewer
+ * needs. aws-cdk-lib's `Validations.acknowledge` is read by policy-validation plugins such as
+ * cdk-nag 3, so a user's own nag run is clean without them acknowledging anything of ours, and
+ * cdk-nag is not a dependency of this library.
+ */
+
+/** `ec2:Describe*` take no resource ARN. */
+export function acknowledgeDescribeWildcard(policy: iam.Policy): void {
+  Validations.of(policy).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.',
+  });
+}
+
+/** Instance, volume and snapshot ids are unknown at deploy time: `instance/*`, `volume/*`, `snapshot/*` under conditions. */
+export function acknowledgeCreateSnapshotsWildcards(policy: iam.Policy): void {
+  const stack = Stack.of(policy);
+  const forced: Array<[resource: string, account: string | undefined, reason: string]> = [
+    ['instance', undefined, 'Instances are selected by tag at run time, so their ids are unknown at deploy time; the statement is limited by aws:ResourceTag conditions on the selecting tags.'],
+    ['volume', undefined, 'CreateSnapshots snapshots the volumes attached to a selected instance, whose ids are unknown at deploy time; the instance statement limits which instances are snapshotted.'],
+    ['snapshot', '', 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions.'],
+  ];
+  for (const [resource, account, reason] of forced) {
+    const arn = stack.formatArn({ service: 'ec2', account, resource, resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(arn))}]`, reason });
+  }
+}
+
+/**
+ * A resolved CloudFormation value as cdk-nag writes it in a finding id (its `flattenCfnReference`:
+ * `Ref`s as `<Name>`, joins flattened). test/nag.test.ts fails if cdk-nag changes that format.
+ */
+function nagFlatten(value: unknown): string {
+  if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/\}/g, '>');
+  const v = value as { 'Fn::Join'?: [string, unknown[]]; 'Ref'?: string };
+  if (v?.['Fn::Join']) return v['Fn::Join'][1].map(nagFlatten).join(v['Fn::Join'][0]);
+  if (v?.Ref) return `<${v.Ref}>`;
+  return JSON.stringify(value);
+}
