@@ -26,7 +26,7 @@ import {
   PlannedInstance,
 } from './ec2-requests';
 import { ClassifiedError, classifyError, ErrorAction } from './error-codes';
-import { SnapshotRunRequest } from '../src/private/request-contract';
+import { InvalidRunRequestError, SnapshotRunRequest } from '../src/private/request-contract';
 
 /** Tuning of one run. Defaults follow EC2's documented limits; tests and the benchmark scale them. */
 export interface RunSettings {
@@ -121,6 +121,27 @@ export interface ContinuationEvent extends SnapshotRunRequest {
     readonly pending: PlannedInstance[];
     readonly totals: RunTotals;
   };
+}
+
+/**
+ * The continuation part of an event, checked: absent for a scheduled run; for a continuation, a
+ * list of planned instances and the totals so far. Throws `InvalidRunRequestError` otherwise.
+ */
+export function parseContinuation(event: unknown): ContinuationEvent['continuation'] | undefined {
+  const continuation = (event as { continuation?: unknown }).continuation;
+  if (continuation === undefined) return undefined;
+  const c = continuation as Partial<ContinuationEvent['continuation']>;
+  const pendingOk = Array.isArray(c.pending) && c.pending.every((p) => typeof p?.id === 'string' && p.id.startsWith('i-'));
+  const totalsOk = typeof c.totals?.counts?.selected === 'number' && Array.isArray(c.totals.failures)
+    && typeof c.totals.apiCalls === 'object' && typeof c.totals.invocations === 'number';
+  if (!pendingOk || !totalsOk) {
+    const shown = JSON.stringify(continuation);
+    throw new InvalidRunRequestError([{
+      prop: 'continuation',
+      message: `continuation must hold the pending instances ({ id: "i-..." }) and the run's totals, got: ${shown.length > 200 ? `${shown.slice(0, 200)}...` : shown}`,
+    }]);
+  }
+  return c as ContinuationEvent['continuation'];
 }
 
 export interface RunResult {

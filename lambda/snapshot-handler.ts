@@ -6,7 +6,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { Context } from 'aws-lambda';
 import { createEc2Clients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST, EC2_CREATE_SNAPSHOTS_PER_SEC } from './clients';
-import { ContinuationEvent, DEFAULT_SETTINGS, RunFailedError, RunLog, RunSettings, RunTotals, runSnapshots } from './run-snapshots';
+import { DEFAULT_SETTINGS, parseContinuation, RunFailedError, RunLog, RunSettings, RunTotals, runSnapshots } from './run-snapshots';
 import { InvalidRunRequestError, parseRunRequest } from '../src/private/request-contract';
 
 export { ThrottlingOnlyRetryStrategy } from './clients';
@@ -83,14 +83,15 @@ const lambdaClient = new LambdaClient({});
 export async function handler(event: unknown, context: Context): Promise<{ status: string; totals: RunTotals }> {
   logger.resetKeys();
   let request;
+  let continuation;
   try {
     request = parseRunRequest(event);
+    continuation = parseContinuation(event);
   } catch (e) {
     const violations = e instanceof InvalidRunRequestError ? e.violations : undefined;
     logger.error('invalid run request: nothing done', { error: (e as Error).message, violations });
     throw e;
   }
-  const continuation = (event as Partial<ContinuationEvent>).continuation;
   logger.appendKeys({ executionId: request.executionId, scheduleId: request.scheduleId, dryRun: request.dryRun });
 
   try {

@@ -107,6 +107,13 @@ test('GIVEN an invalid event THEN nothing is called and the error names the fiel
   expect(logLines()).toContainEqual(expect.objectContaining({ level: 'ERROR', message: 'invalid run request: nothing done' }));
 });
 
+test('GIVEN a continuation that is not ours THEN nothing is called and the error names it', async () => {
+  await expect(handler({ ...EVENT, continuation: { pending: [{ id: 'vol-1' }], totals: {} } }, context())).rejects.toThrow(
+    'invalid snapshot run request: continuation must hold the pending instances ({ id: "i-..." }) and the run\'s totals, got: {"pending":[{"id":"vol-1"}],"totals":{}}',
+  );
+  expect(ec2Mock).not.toHaveReceivedAnyCommand();
+});
+
 test('GIVEN too little time left THEN the rest of the run goes to an asynchronous invocation of the same function, and this one succeeds', async () => {
   process.env.TIME_RESERVE_MS = '60000';
   try {
