@@ -247,6 +247,7 @@ export class InstanceSnapshotSchedule extends Construct {
     }
 
     const shared = SnapshotHandlerFunction.of(this);
+    shared.addSchedule();
     this.handler = shared.function;
     this.handlerRole = shared.role;
     this.logGroup = shared.logGroup;

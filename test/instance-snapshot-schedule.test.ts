@@ -184,6 +184,19 @@ describe('handler function', () => {
     });
   });
 
+  test('GIVEN 10 schedules in one stack WHEN synthesized THEN one warning says the shared role\'s inline policies may exceed IAM\'s limit', () => {
+    const stack = newStack();
+    for (let i = 0; i < 9; i++) new InstanceSnapshotSchedule(stack, `S${i}`, { instanceTags: { Backup: [`b${i}`] } });
+    Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
+
+    new InstanceSnapshotSchedule(stack, 'S9', { instanceTags: { Backup: ['b9'] } });
+    new InstanceSnapshotSchedule(stack, 'S10', { instanceTags: { Backup: ['b10'] } });
+
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('IAM allows 10,240 characters'));
+    expect(warnings.map((w) => w.id)).toEqual(['/TestStack/InstanceSnapshotScheduleHandler']);
+    expect(warnings[0].entry.data).toMatch(/^10 InstanceSnapshotSchedules share this stack's handler role/);
+  });
+
   test('GIVEN schedules in two stacks WHEN synthesized THEN each stack has its own function', () => {
     const app = new App();
     const s1 = new Stack(app, 'One');

@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -18,6 +18,12 @@ export const HANDLER_CONSTRUCT_ID = 'InstanceSnapshotScheduleHandler';
  * needs.
  */
 export class SnapshotHandlerFunction extends Construct {
+  /**
+   * From this many schedules on, the role's inline policies may exceed IAM's 10,240 characters:
+   * about 700 shared and 900 per schedule (more with long tags or paths).
+   */
+  public static readonly SCHEDULES_WARNING_THRESHOLD = 10;
+
   /** The stack's shared handler, created on first use. */
   public static of(scope: Construct): SnapshotHandlerFunction {
     const stack = Stack.of(scope);
@@ -34,6 +40,8 @@ export class SnapshotHandlerFunction extends Construct {
   public readonly function: lambda.Function;
   public readonly role: iam.Role;
   public readonly logGroup: logs.LogGroup;
+
+  private schedules = 0;
 
   private constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -91,5 +99,15 @@ export class SnapshotHandlerFunction extends Construct {
         resources: [this.function.functionArn],
       })],
     });
+  }
+
+  /** Counts the schedules that share this handler; warns once when their policies may be too large for one role. */
+  public addSchedule(): void {
+    this.schedules++;
+    if (this.schedules === SnapshotHandlerFunction.SCHEDULES_WARNING_THRESHOLD) {
+      Annotations.of(this).addWarningV2('cdk-instance-snapshots:tooManySchedules',
+        `${this.schedules} InstanceSnapshotSchedules share this stack's handler role, and each adds an inline policy of about 900 characters: `
+        + 'IAM allows 10,240 characters of inline policies per role, so the deployment may fail. Merge schedules that differ only in tags, or put some in another stack.');
+    }
   }
 }
