@@ -28,7 +28,6 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   devDeps: [
     '@aws-sdk/client-ec2',
-    '@aws-sdk/client-lambda',
     '@aws-lambda-powertools/logger',
     '@aws-lambda-powertools/metrics',
     '@smithy/core',
@@ -36,6 +35,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@types/aws-lambda',
     'aws-sdk-client-mock',
     'aws-sdk-client-mock-jest',
+    // The synthesized workflow, executed offline in tests and the benchmark.
+    'aws-local-stepfunctions@3.0.0',
+    'asl-validator',
   ],
 
   jestOptions: {
@@ -43,6 +45,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     updateSnapshot: javascript.UpdateSnapshot.NEVER,
     jestConfig: {
       snapshotSerializers: ['<rootDir>/test/support/asset-hash-serializer.ts'],
+      // aws-local-stepfunctions calls Promise.withResolvers, which Node 20 lacks.
+      setupFiles: ['<rootDir>/test/support/promise-with-resolvers.ts'],
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/support/'],
     },
   },
@@ -63,9 +67,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
 });
 
 // ---------------------------------------------------------------------------
-// Handler bundle: lambda/ -> assets/lambda/snapshot-handler/index.js (shipped in the npm package,
+// Worker bundle: lambda/ -> assets/lambda/worker/index.js (shipped in the npm package,
 // git-ignored, rebuilt before compile and before tests).
-project.bundler.addBundle('lambda/snapshot-handler.ts', {
+project.bundler.addBundle('lambda/worker.ts', {
   platform: 'node',
   target: 'node22',
   // Everything, the AWS SDK included, goes into the bundle: pinned by our lockfile, not by the

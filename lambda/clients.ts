@@ -42,12 +42,30 @@ export class TokenBucketRateLimiter implements RateLimiter {
   private tokens: number;
   private last: number;
 
-  constructor(private readonly ratePerSec: number, private readonly burst: number, private readonly now: () => number = () => performance.now()) {
+  /**
+   * @param initial the bucket as an earlier step of the run left it (`level()`), so that a new
+   * invocation does not start with a full bucket that EC2's own bucket no longer has
+   */
+  constructor(
+    private readonly ratePerSec: number,
+    private readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+    initial?: BucketLevel,
+    wallClock: () => number = Date.now,
+  ) {
     if (!(ratePerSec > 0) || !(burst >= 1)) {
       throw new Error(`a token bucket needs a rate > 0 and a burst >= 1, got: ${ratePerSec}/s, burst ${burst}`);
     }
-    this.tokens = burst;
+    this.tokens = initial
+      ? Math.min(burst, initial.tokens + (Math.max(0, wallClock() - initial.atEpochMs) / 1000) * ratePerSec)
+      : burst;
     this.last = now();
+  }
+
+  /** The bucket's level now (negative: calls are waiting for tokens), to hand to the next step. */
+  level(wallClock: () => number = Date.now): BucketLevel {
+    this.refill();
+    return { tokens: Math.round(this.tokens * 1000) / 1000, atEpochMs: wallClock() };
   }
 
   async getSendToken(): Promise<void> {
@@ -75,6 +93,12 @@ export class TokenBucketRateLimiter implements RateLimiter {
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.ratePerSec);
     this.last = t;
   }
+}
+
+/** A token bucket's level at a moment (wall clock), carried from one worker step to the next. */
+export interface BucketLevel {
+  readonly tokens: number;
+  readonly atEpochMs: number;
 }
 
 /** Exponential backoff with full jitter, from a base and a cap of our own (the SDK's base for throttling is 1 s). */
@@ -124,6 +148,8 @@ export interface Ec2ClientsOptions {
    * @default 20000 (the SDK's cap)
    */
   readonly throttleBackoffMaxMs?: number;
+  /** The CreateSnapshots bucket as the run's previous step left it. */
+  readonly createSnapshotsBucket?: BucketLevel;
   /**
    * Retry backoff of the describe client.
    * @default - the SDK's exponential backoff with full jitter
@@ -136,12 +162,16 @@ export interface Ec2Clients {
   readonly ec2: EC2Client;
   /** CreateSnapshots: retries of throttling only, paced by a client-side token bucket. */
   readonly ec2Create: EC2Client;
+  /** The CreateSnapshots bucket (absent with the SDK's adaptive limiter). */
+  readonly createLimiter?: TokenBucketRateLimiter;
 }
 
 export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
   const requestHandler = { requestTimeout: 20_000, connectionTimeout: 5_000 };
   const perSec = options.createSnapshotsPerSec ?? EC2_CREATE_SNAPSHOTS_PER_SEC;
-  const rateLimiter = perSec > 0 ? new TokenBucketRateLimiter(perSec, options.createSnapshotsBurst ?? EC2_CREATE_SNAPSHOTS_BURST) : undefined;
+  const rateLimiter = perSec > 0
+    ? new TokenBucketRateLimiter(perSec, options.createSnapshotsBurst ?? EC2_CREATE_SNAPSHOTS_BURST, undefined, options.createSnapshotsBucket)
+    : undefined;
   const createBackoff = new JitteredBackoff(options.throttleBackoffBaseMs ?? 1_000, options.throttleBackoffMaxMs ?? 20_000);
   return {
     ec2: new EC2Client({
@@ -162,5 +192,6 @@ export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
         rateLimiter,
       })),
     }),
+    createLimiter: rateLimiter,
   };
 }

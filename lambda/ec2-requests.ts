@@ -18,8 +18,10 @@ import {
   LIMITS,
   SCHEDULE_TAG,
   SCHEDULED_TIME_TAG,
+  Occurrence,
   SNAPSHOT_INSTANCE_STATES,
   SnapshotRunRequest,
+  TRANSITIONAL_INSTANCE_STATES,
 } from '../src/private/request-contract';
 
 /** Largest page EC2 serves for DescribeInstances and DescribeSnapshots. */
@@ -27,9 +29,12 @@ export const DESCRIBE_PAGE_SIZE = 1000;
 /** Largest page EC2 serves for DescribeVolumes. */
 export const DESCRIBE_VOLUMES_PAGE_SIZE = 500;
 
+/** Instance ids per DescribeSnapshots look-up (values of one `tag:` filter; EC2 accepts up to 200). */
+export const LOOKUP_BATCH_SIZE = 100;
+
 /**
- * What the handler will ask of EC2 for one selected instance: the instance id and the
- * per-instance adjustments of the run's options. Kept small: a continuation carries a list of them.
+ * What the worker will ask of EC2 for one selected instance: the instance id and the
+ * per-instance adjustments of the run's options.
  */
 export interface PlannedInstance {
   /** Instance id. */
@@ -45,8 +50,11 @@ export interface PlannedInstance {
 /** An instance that the listing returned but that gets no `CreateSnapshots` call, and why. */
 export interface UnplannedInstance {
   readonly id: string;
-  /** `skipped`: nothing asked to be snapshotted; `failed`: a set was asked for and EC2 cannot make it. */
-  readonly outcome: 'skipped' | 'failed';
+  /**
+   * `skipped`: nothing asked to be snapshotted; `failed`: a set was asked for and EC2 cannot make
+   * it; `not-attempted`: the instance is starting or stopping, a later pass takes it.
+   */
+  readonly outcome: 'skipped' | 'failed' | 'not-attempted';
   readonly reason: string;
   readonly message: string;
 }
@@ -56,26 +64,38 @@ export function escapeFilterValue(value: string): string {
   return value.replace(/[\\*?]/g, (c) => `\\${c}`);
 }
 
-/** One DescribeInstances page: every selection tag as a `tag:` filter, and the snapshot-worthy states. */
+/**
+ * One DescribeInstances page: every selection tag as a `tag:` filter, and the snapshot-worthy
+ * states with the transitional ones that lead to them (reported, not silently dropped).
+ */
 export function buildDescribeInstancesInput(request: SnapshotRunRequest, nextToken?: string): DescribeInstancesCommandInput {
   return {
     Filters: [
       ...Object.entries(request.instanceTags).map(([key, values]) => ({ Name: `tag:${key}`, Values: values.map(escapeFilterValue) })),
-      { Name: 'instance-state-name', Values: SNAPSHOT_INSTANCE_STATES },
+      { Name: 'instance-state-name', Values: [...SNAPSHOT_INSTANCE_STATES, ...TRANSITIONAL_INSTANCE_STATES] },
     ],
     MaxResults: DESCRIBE_PAGE_SIZE,
     NextToken: nextToken,
   };
 }
 
-/** The account's own snapshots that this schedule's run (execution id) has already created. */
-export function buildDescribeRunSnapshotsInput(request: SnapshotRunRequest, nextToken?: string, instanceId?: string): DescribeSnapshotsCommandInput {
+/**
+ * The account's own snapshots of this schedule's occurrence for the given instances: the look-up
+ * that tells what is already done. Identity is (schedule, scheduled time, instance), never the
+ * execution, so a second delivery of the occurrence finds the first one's sets.
+ */
+export function buildDescribeOccurrenceSnapshotsInput(
+  request: SnapshotRunRequest,
+  occurrence: Occurrence,
+  instanceIds: readonly string[],
+  nextToken?: string,
+): DescribeSnapshotsCommandInput {
   return {
     OwnerIds: ['self'],
     Filters: [
-      { Name: `tag:${EXECUTION_ID_TAG}`, Values: [escapeFilterValue(request.executionId)] },
       { Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(request.scheduleId)] },
-      ...(instanceId ? [{ Name: `tag:${INSTANCE_ID_TAG}`, Values: [instanceId] }] : []),
+      { Name: `tag:${SCHEDULED_TIME_TAG}`, Values: [escapeFilterValue(occurrence.scheduledTime)] },
+      { Name: `tag:${INSTANCE_ID_TAG}`, Values: [...instanceIds] },
     ],
     MaxResults: DESCRIBE_PAGE_SIZE,
     NextToken: nextToken,
@@ -116,10 +136,15 @@ export function matchesSelection(request: SnapshotRunRequest, instance: Instance
   });
 }
 
-/** Instance ids that already have a snapshot set from this run, from DescribeSnapshots results. */
-export function instancesWithSets(snapshots: Snapshot[]): Map<string, string[]> {
+/**
+ * Instance ids that already have a snapshot set of the occurrence, from DescribeSnapshots results.
+ * Only snapshots that carry the schedule and scheduled-time tags exactly count (EC2's filter is the
+ * first pass; this is the definitive one).
+ */
+export function instancesWithSets(request: SnapshotRunRequest, occurrence: Occurrence, snapshots: Snapshot[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const snapshot of snapshots) {
+    if (tagValue(snapshot.Tags, SCHEDULE_TAG) !== request.scheduleId || tagValue(snapshot.Tags, SCHEDULED_TIME_TAG) !== occurrence.scheduledTime) continue;
     const instanceId = tagValue(snapshot.Tags, INSTANCE_ID_TAG);
     if (!instanceId || !snapshot.SnapshotId) continue;
     out.set(instanceId, [...(out.get(instanceId) ?? []), snapshot.SnapshotId]);
@@ -138,6 +163,17 @@ export interface InstancePlan {
 
 export function planInstance(request: SnapshotRunRequest, instance: Instance, excludedVolumeIds: ReadonlySet<string> = new Set()): InstancePlan {
   const id = instance.InstanceId!;
+  const state = instance.State?.Name;
+  if (state !== undefined && TRANSITIONAL_INSTANCE_STATES.includes(state)) {
+    return {
+      unplanned: {
+        id,
+        outcome: 'not-attempted',
+        reason: state === 'pending' ? 'InstancePending' : 'InstanceStopping',
+        message: `the instance is ${state}: a later pass of this run takes it once it is running or stopped`,
+      },
+    };
+  }
   const attached = (instance.BlockDeviceMappings ?? [])
     .map((m) => ({ device: m.DeviceName, volumeId: m.Ebs?.VolumeId }))
     .filter((m): m is { device: string | undefined; volumeId: string } => !!m.volumeId);
@@ -186,13 +222,13 @@ export function planInstance(request: SnapshotRunRequest, instance: Instance, ex
 }
 
 /** The CreateSnapshots request for one planned instance: every option of the run, and the library's own tags. */
-export function buildCreateSnapshotsInput(request: SnapshotRunRequest, planned: PlannedInstance): CreateSnapshotsCommandInput {
+export function buildCreateSnapshotsInput(request: SnapshotRunRequest, occurrence: Occurrence, planned: PlannedInstance): CreateSnapshotsCommandInput {
   const tags: Tag[] = [
     ...Object.entries(request.snapshotTags).map(([Key, Value]) => ({ Key, Value })),
     { Key: SCHEDULE_TAG, Value: request.scheduleId },
-    { Key: EXECUTION_ID_TAG, Value: request.executionId },
+    { Key: EXECUTION_ID_TAG, Value: occurrence.executionName },
     { Key: INSTANCE_ID_TAG, Value: planned.id },
-    { Key: SCHEDULED_TIME_TAG, Value: request.scheduledTime },
+    { Key: SCHEDULED_TIME_TAG, Value: occurrence.scheduledTime },
   ];
   return {
     InstanceSpecification: {

@@ -1,24 +1,23 @@
 import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 
 /**
- * Acknowledges, on our own policies, the wildcards that EC2 forces, with the reason a reviewer
+ * Acknowledges, on our own roles, the wildcards that AWS forces, with the reason a reviewer
  * needs. aws-cdk-lib's `Validations.acknowledge` is read by policy-validation plugins such as
  * cdk-nag 3, so a user's own nag run is clean without them acknowledging anything of ours, and
  * cdk-nag is not a dependency of this library.
  */
 
-/** `ec2:Describe*` take no resource ARN. */
-export function acknowledgeDescribeWildcard(policy: iam.Policy): void {
-  Validations.of(policy).acknowledge({
-    id: 'AwsSolutions-IAM5[Resource::*]',
-    reason: 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.',
-  });
-}
+const DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
 
-/** Instance, volume and snapshot ids are unknown at deploy time: `instance/*`, `volume/*`, `snapshot/*` under conditions. */
-export function acknowledgeCreateSnapshotsWildcards(policy: iam.Policy): void {
-  const stack = Stack.of(policy);
+/**
+ * The worker's role: `ec2:Describe*` take no resource ARN; instance, volume and snapshot ids are
+ * unknown at deploy time (`instance/*`, `volume/*`, `snapshot/*` under conditions).
+ */
+export function acknowledgeWorkerWildcards(role: iam.Role): void {
+  const stack = Stack.of(role);
+  Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: DESCRIBE_REASON });
   const forced: Array<[resource: string, account: string | undefined, reason: string]> = [
     ['instance', undefined, 'Instances are selected by tag at run time, so their ids are unknown at deploy time; the statement is limited by aws:ResourceTag conditions on the selecting tags.'],
     ['volume', undefined, 'CreateSnapshots snapshots the volumes attached to a selected instance, whose ids are unknown at deploy time; the instance statement limits which instances are snapshotted.'],
@@ -26,8 +25,19 @@ export function acknowledgeCreateSnapshotsWildcards(policy: iam.Policy): void {
   ];
   for (const [resource, account, reason] of forced) {
     const arn = stack.formatArn({ service: 'ec2', account, resource, resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
-    Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(arn))}]`, reason });
+    Validations.of(role).acknowledge({ id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(arn))}]`, reason });
   }
+}
+
+/**
+ * The workflow's role: X-Ray's `PutTraceSegments`/`PutTelemetryRecords`/sampling calls and
+ * CloudWatch Logs' log-delivery calls (which Step Functions logging needs) take no resource ARN.
+ */
+export function acknowledgeWorkflowWildcards(stateMachine: sfn.StateMachine): void {
+  Validations.of(stateMachine).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords, xray:GetSampling*) and Step Functions log delivery (logs:CreateLogDelivery and friends) support no resource-level permissions: "*" is the only resource IAM accepts.',
+  });
 }
 
 /**

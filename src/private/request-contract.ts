@@ -1,27 +1,32 @@
 /**
- * The request contract between the construct and the handler, written once.
+ * The request contract between the construct and the worker, written once.
  *
- * The construct renders a `SnapshotRunRequest` into the EventBridge Scheduler target input; the
- * handler (lambda/, bundled by esbuild from this same file) parses it with `parseRunRequest`. The
- * limits below are EC2's; the construct checks props against them at synth time and the handler
- * checks the request again at run time, with the same functions.
+ * The construct renders a `SnapshotRunRequest` into the workflow definition (the worker task's
+ * parameters) and the scheduler's target input (`ScheduledRunInput`); the worker (lambda/, bundled
+ * by esbuild from this same file) parses both with the functions below. The limits are EC2's and
+ * Step Functions'; the construct checks props against them at synth time and the worker checks
+ * the request again at run time, with the same functions.
  *
  * This module is private (not exported from the package) and has no dependency on aws-cdk-lib,
- * so the handler bundle stays small.
+ * so the worker bundle stays small.
  */
+import { createHash } from 'crypto';
 
 /** Version of the request shape. Bump it on any incompatible change. */
-export const REQUEST_VERSION = 1;
+export const REQUEST_VERSION = 2;
 
 /** Prefix of the tags that the library owns on every snapshot it creates. */
 export const OWNERSHIP_TAG_PREFIX = 'cdk-instance-snapshots:';
-/** Which schedule made the snapshot (the construct's path in the CDK app). */
+/** Which schedule made the snapshot (the schedule's id, by default the construct's path in the CDK app). */
 export const SCHEDULE_TAG = `${OWNERSHIP_TAG_PREFIX}schedule`;
-/** Which scheduled run made the snapshot (EventBridge Scheduler execution id): the idempotency key. */
+/** Which Step Functions execution made the snapshot (its name: EventBridge Scheduler's execution id). */
 export const EXECUTION_ID_TAG = `${OWNERSHIP_TAG_PREFIX}execution-id`;
 /** Which instance the snapshot set belongs to. */
 export const INSTANCE_ID_TAG = `${OWNERSHIP_TAG_PREFIX}instance-id`;
-/** The time the run was scheduled for (ISO 8601). */
+/**
+ * The scheduled occurrence the snapshot belongs to (ISO 8601, UTC, as `canonicalScheduledTime`
+ * writes it). With the schedule tag it is the run's identity: one set per instance per value.
+ */
 export const SCHEDULED_TIME_TAG = `${OWNERSHIP_TAG_PREFIX}scheduled-time`;
 /** Every tag the library puts on a snapshot, in addition to the user's `snapshotTags`. */
 export const OWNERSHIP_TAG_KEYS = [SCHEDULE_TAG, EXECUTION_ID_TAG, INSTANCE_ID_TAG, SCHEDULED_TIME_TAG];
@@ -33,43 +38,96 @@ export const LIMITS = {
   maxTagsPerResource: 50,
   maxExcludeDataVolumeIds: 40,
   maxDescriptionLength: 255,
+  /** Step Functions execution names: 1 to 80 characters. */
+  maxExecutionNameLength: 80,
 };
 
-/** Instance states in which a snapshot set is taken (pending, stopping, shutting-down and terminated are not). */
+/** Instance states in which a snapshot set is taken. */
 export const SNAPSHOT_INSTANCE_STATES = ['running', 'stopped'];
+/**
+ * Instance states that are listed but not snapshotted when met: the instance is on its way to a
+ * snapshot-worthy state, so it is reported as not attempted and taken by a later pass of the run.
+ */
+export const TRANSITIONAL_INSTANCE_STATES = ['pending', 'stopping'];
 
 /** The only value EC2 accepts for `CopyTagsFromSource`. */
 export const COPY_TAGS_FROM_VOLUME = 'volume';
 
+/** EC2's default CreateSnapshots refill rate per account and Region (calls per second). */
+export const DEFAULT_CREATE_SNAPSHOTS_PER_SECOND = 5;
+
 /**
- * What one scheduled run must do. Rendered by the construct into the schedule's target input.
+ * What every run of one schedule does: the schedule's selection and `CreateSnapshots` options.
+ * Rendered by the construct into the workflow definition (never taken from the execution input),
+ * and checked by the worker on every step.
  */
 export interface SnapshotRunRequest {
   /** Always `REQUEST_VERSION`. */
   readonly version: number;
-  /** Identifies the schedule (the construct's path); written to the `SCHEDULE_TAG` tag. */
+  /** Identifies the schedule; written to the `SCHEDULE_TAG` tag. */
   readonly scheduleId: string;
-  /** EventBridge Scheduler's execution id for this run (`<aws.scheduler.execution-id>`). */
-  readonly executionId: string;
-  /** The time this run was scheduled for (`<aws.scheduler.scheduled-time>`). */
-  readonly scheduledTime: string;
   /** Tag key -> accepted values; an instance is selected when it matches every key. */
   readonly instanceTags: Record<string, string[]>;
   readonly excludeBootVolume: boolean;
   readonly excludeDataVolumeIds: string[];
-  /**
-   * Tag key -> values: a data volume carrying any key with one of its values is left out.
-   * Optional so that requests rendered before it existed (a dead-letter re-drive) stay valid.
-   */
+  /** Tag key -> values: a data volume carrying any key with one of its values is left out. */
   readonly excludeDataVolumeTags?: Record<string, string[]>;
   readonly outpostArn?: string;
   readonly description?: string;
-  /** The user's tags for every snapshot (the ownership tags are added by the handler). */
+  /** The user's tags for every snapshot (the ownership tags are added by the worker). */
   readonly snapshotTags: Record<string, string>;
   /** `'volume'` to copy each volume's tags to its snapshot. */
   readonly copyTagsFromSource?: string;
   readonly dryRun: boolean;
+  /** The account's CreateSnapshots refill rate in this Region (EC2's default: 5). */
+  readonly createSnapshotsPerSecond?: number;
 }
+
+/**
+ * The execution input EventBridge Scheduler sends to the workflow (context attributes filled in
+ * at run time). An operator can start a run by hand with the same shape.
+ */
+export interface ScheduledRunInput {
+  /** `<aws.scheduler.scheduled-time>`: which occurrence this run is. */
+  readonly scheduledTime: string;
+  /** `<aws.scheduler.execution-id>` (also the execution's name); defaults to the execution's name. */
+  readonly schedulerExecutionId?: string;
+}
+
+/** Fields of the workflow's state that the definition reads, named once for both sides. */
+export const WORKFLOW = {
+  /** Worker actions. */
+  actionPrepare: 'prepare',
+  actionStep: 'snapshot-step',
+  /** `cursor.phase` values. */
+  phaseSnapshot: 'snapshot',
+  phaseWaitForRetryPass: 'wait',
+  phaseDone: 'done',
+  /** `cursor.result` values. */
+  resultSucceeded: 'succeeded',
+  resultFailed: 'failed',
+  /** Attribute names of the occurrence lock item. */
+  lockKeyAttribute: 'pk',
+  lockOwnerAttribute: 'owner',
+  lockExpiryAttribute: 'expiresAt',
+  /** Error name with which the worker rejects its input; never retried. */
+  invalidInputError: 'InvalidRunRequestError',
+};
+
+/** A canonical, checked occurrence: what Prepare returns and every step receives. */
+export interface Occurrence {
+  /** `scheduledTime` in one canonical form (`canonicalScheduledTime`). */
+  readonly scheduledTime: string;
+  /** The Step Functions execution's name (the scheduler's execution id for scheduled runs). */
+  readonly executionName: string;
+  /** The lock item's key: schedule id and scheduled time. */
+  readonly lockKey: string;
+  /** When the lock item expires (DynamoDB TTL, epoch seconds, as a string for the `N` type). */
+  readonly expiresAt: string;
+}
+
+/** How long an occurrence's lock is kept: beyond Step Functions' 90 days of execution history. */
+export const LOCK_RETENTION_DAYS = 100;
 
 /** One problem found in a request or in props: the prop it concerns and what is wrong. */
 export interface ContractViolation {
@@ -80,8 +138,13 @@ export interface ContractViolation {
 const VOLUME_ID = /^vol-([0-9a-f]{8}|[0-9a-f]{17})$/;
 const OUTPOST_ARN = /^arn:aws[a-z-]*:outposts:[a-z0-9-]+:\d{12}:outpost\/op-[0-9a-f]{17}$/;
 
-function show(value: unknown): string {
-  return JSON.stringify(value);
+/** Longest shown value in an error message; longer ones are cut with their length said. */
+const MAX_SHOWN = 120;
+
+/** A value as error messages show it: JSON, cut to `MAX_SHOWN` characters. */
+export function show(value: unknown): string {
+  const text = value === undefined ? 'undefined' : JSON.stringify(value) ?? String(value);
+  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}...` : text;
 }
 
 /** Checks `instanceTags`: at least one key, each with at least one value, within EC2's lengths. */
@@ -249,8 +312,7 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     v.push({ prop: 'version', message: `version must be ${REQUEST_VERSION}, got: ${show(event.version)}` });
   }
   const scheduleId = str('scheduleId', true);
-  const executionId = str('executionId', true);
-  const scheduledTime = str('scheduledTime', true);
+  if (scheduleId !== undefined) v.push(...checkScheduleId(scheduleId));
 
   let instanceTags: Record<string, string[]> = {};
   if (!isRecord(event.instanceTags)) {
@@ -300,6 +362,10 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
   }
   const excludeBootVolume = bool('excludeBootVolume');
   const dryRun = bool('dryRun');
+  const createSnapshotsPerSecond = event.createSnapshotsPerSecond;
+  if (createSnapshotsPerSecond !== undefined) {
+    v.push(...checkCreateSnapshotsPerSecond(createSnapshotsPerSecond as number));
+  }
 
   if (v.length > 0) {
     throw new InvalidRunRequestError(v);
@@ -307,8 +373,6 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
   return {
     version: REQUEST_VERSION,
     scheduleId: scheduleId!,
-    executionId: executionId!,
-    scheduledTime: scheduledTime!,
     instanceTags,
     excludeBootVolume,
     excludeDataVolumeIds,
@@ -318,5 +382,124 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     snapshotTags,
     copyTagsFromSource,
     dryRun,
+    ...(createSnapshotsPerSecond !== undefined ? { createSnapshotsPerSecond: createSnapshotsPerSecond as number } : {}),
   };
+}
+
+/** Checks a schedule id: it is a tag value (at most 256 characters) and part of the lock key. */
+export function checkScheduleId(scheduleId: string, prop = 'scheduleId'): ContractViolation[] {
+  if (typeof scheduleId !== 'string' || scheduleId.length === 0 || scheduleId.length > LIMITS.maxTagValueLength) {
+    return [{ prop, message: `${prop} must be 1 to ${LIMITS.maxTagValueLength} characters (it is the snapshots' "${SCHEDULE_TAG}" tag value), got: ${show(scheduleId)}` }];
+  }
+  if (scheduleId.trim() !== scheduleId) {
+    return [{ prop, message: `${prop} must not start or end with white space, got: ${show(scheduleId)}` }];
+  }
+  return [];
+}
+
+/** Checks the CreateSnapshots rate: a positive number of calls per second (EC2's default is 5). */
+export function checkCreateSnapshotsPerSecond(rate: number, prop = 'createSnapshotsPerSecond'): ContractViolation[] {
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 1000) {
+    return [{ prop, message: `${prop} must be a number of calls per second above 0 and at most 1000 (EC2's default is ${DEFAULT_CREATE_SNAPSHOTS_PER_SECOND}), got: ${show(rate)}` }];
+  }
+  return [];
+}
+
+/** A literal, unfilled EventBridge Scheduler context attribute such as `<aws.scheduler.execution-id>`. */
+const SCHEDULER_PLACEHOLDER = /<aws\.scheduler\.[a-z-]+>/;
+/** ISO 8601 in UTC, as EventBridge Scheduler writes `<aws.scheduler.scheduled-time>` (fractions allowed). */
+const UTC_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z$/;
+/** Characters Step Functions allows in an execution name (no white space, no `<>{}[]?*"#%\\^|~`$&,;:/`). */
+const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/]{1,80}$/;
+
+/**
+ * One canonical text for a scheduled time, so that `2026-11-24T02:30:00Z` and
+ * `2026-11-24T02:30:00.000Z` are the same occurrence: whole seconds without a fraction, otherwise
+ * milliseconds. Returns undefined for anything that is not a real UTC timestamp.
+ */
+export function canonicalScheduledTime(value: string): string | undefined {
+  const m = UTC_TIMESTAMP.exec(value);
+  if (!m) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) return undefined;
+  const iso = new Date(ms).toISOString();
+  // Date.parse accepts 2026-02-30 and rolls it over: a real date reads back the same.
+  if (iso.slice(0, 19) !== `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}`) return undefined;
+  return iso.endsWith('.000Z') ? `${iso.slice(0, 19)}Z` : iso;
+}
+
+/**
+ * Checks the execution's input and name and returns the run's occurrence. `scheduledTime` must be
+ * a real UTC timestamp, the execution id and name must be filled in (not a literal
+ * `<aws.scheduler.*>` placeholder) and fit EC2's 256-character tag values.
+ */
+export function parseOccurrence(scheduleId: string, input: unknown, executionName: unknown): Occurrence {
+  const v: ContractViolation[] = [];
+  const record = isRecord(input) ? input : undefined;
+  if (!record) {
+    throw new InvalidRunRequestError([{ prop: 'input', message: `the execution input must be a JSON object like {"scheduledTime":"2026-11-24T02:30:00Z"}, got: ${show(input)}` }]);
+  }
+  const checkText = (prop: string, value: unknown, max: number): value is string => {
+    if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+      v.push({ prop, message: `${prop} must be a string of 1 to ${max} characters, got: ${show(value)}` });
+      return false;
+    }
+    if (SCHEDULER_PLACEHOLDER.test(value)) {
+      v.push({ prop, message: `${prop} holds an EventBridge Scheduler placeholder that was not filled in, got: ${show(value)}` });
+      return false;
+    }
+    return true;
+  };
+  let scheduledTime: string | undefined;
+  if (checkText('scheduledTime', record.scheduledTime, LIMITS.maxTagValueLength)) {
+    scheduledTime = canonicalScheduledTime(record.scheduledTime);
+    if (!scheduledTime) {
+      v.push({ prop: 'scheduledTime', message: `scheduledTime must be a UTC timestamp like "2026-11-24T02:30:00Z", got: ${show(record.scheduledTime)}` });
+    }
+  }
+  if (record.schedulerExecutionId !== undefined) {
+    checkText('schedulerExecutionId', record.schedulerExecutionId, LIMITS.maxTagValueLength);
+  }
+  if (checkText('executionName', executionName, LIMITS.maxExecutionNameLength) && !EXECUTION_NAME.test(executionName)) {
+    v.push({ prop: 'executionName', message: `executionName must be a Step Functions execution name, got: ${show(executionName)}` });
+  }
+  const unknown = Object.keys(record).filter((k) => k !== 'scheduledTime' && k !== 'schedulerExecutionId');
+  if (unknown.length > 0) {
+    v.push({ prop: 'input', message: `the execution input takes only scheduledTime and schedulerExecutionId, got: ${show(unknown)}` });
+  }
+  v.push(...checkScheduleId(scheduleId));
+  if (v.length > 0) throw new InvalidRunRequestError(v);
+  const expiresAt = Math.floor(Date.parse(scheduledTime!) / 1000) + LOCK_RETENTION_DAYS * 86_400;
+  return {
+    scheduledTime: scheduledTime!,
+    executionName: executionName as string,
+    lockKey: `${scheduleId}#${scheduledTime}`,
+    expiresAt: String(expiresAt),
+  };
+}
+
+/** Checks an occurrence handed from one workflow state to the next (it is re-derived, never trusted). */
+export function checkOccurrence(scheduleId: string, value: unknown): Occurrence {
+  const o = isRecord(value) ? value : {};
+  const again = parseOccurrence(scheduleId, { scheduledTime: o.scheduledTime }, o.executionName);
+  if (again.lockKey !== o.lockKey || again.expiresAt !== o.expiresAt) {
+    throw new InvalidRunRequestError([{ prop: 'occurrence', message: `the occurrence does not match its scheduled time and schedule, got: ${show(value)}` }]);
+  }
+  return again;
+}
+
+/**
+ * The SHA-256 of a request's canonical JSON (object keys sorted). The construct sets it on the
+ * schedule's worker; the worker refuses any request that does not hash the same.
+ */
+export function requestSha256(request: SnapshotRunRequest): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isRecord(value)) {
+    return `{${Object.keys(value).sort().filter((k) => value[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }

@@ -1,0 +1,227 @@
+/**
+ * The run's ledger: what the workflow carries from one worker step to the next (the cursor), how
+ * each instance's outcome is counted, and the summary that ends the run.
+ *
+ * The cursor is small and of bounded size for any fleet: a position in the selection (instance
+ * ids in sorted order), counters, at most `MAX_FAILURE_RECORDS` examples and at most
+ * `MAX_FAILURE_CODES` error codes. It never lists the instances left to do: every step lists the
+ * selection again, so stale or forged cursor content can never widen it.
+ */
+import type { BucketLevel } from './clients';
+import { InvalidRunRequestError, show, WORKFLOW } from '../src/private/request-contract';
+
+export type InstanceOutcome = 'created' | 'already-done' | 'dry-run-ok' | 'skipped' | 'failed' | 'not-attempted';
+
+export interface RunCounts {
+  /** Instances the first pass selected. */
+  selected: number;
+  /** Sets this run created (every pass). */
+  created: number;
+  /** Instances whose set for this occurrence already existed when the first pass reached them. */
+  alreadyDone: number;
+  dryRunOk: number;
+  /** Instances left out on purpose (gone, nothing to snapshot), in the last pass. */
+  skipped: number;
+  /** Instances whose set could not be made, in the last pass. */
+  failed: number;
+  /** Instances not tried in the last pass (account quota reached, instance not yet running or stopped). */
+  notAttempted: number;
+}
+
+export interface FailureRecord {
+  readonly instanceId: string;
+  readonly outcome: 'failed' | 'not-attempted';
+  readonly code: string;
+  readonly message: string;
+}
+
+export type Phase = typeof WORKFLOW.phaseSnapshot | typeof WORKFLOW.phaseWaitForRetryPass | typeof WORKFLOW.phaseDone;
+
+/** What the workflow carries between worker steps. */
+export interface RunCursor {
+  readonly v: 1;
+  phase: Phase;
+  /** 1 for the first pass over the selection; later passes retry what has no set yet. */
+  pass: number;
+  /** Every selected instance with an id <= `after` has been handled in this pass ('' before the first). */
+  after: string;
+  steps: number;
+  counts: RunCounts;
+  /** failed and not-attempted instances of the last pass, by error code. */
+  failuresByCode: Record<string, number>;
+  /** The first failures of the last pass. */
+  failures: FailureRecord[];
+  /** HTTP requests made, by action, retries included. */
+  apiCalls: Record<string, number>;
+  /** The CreateSnapshots token bucket as the last step left it. */
+  bucket?: BucketLevel;
+  /** The run's first step began (epoch ms). */
+  startedAtMs: number;
+  /** An account-wide quota stopped the run: no further pass. */
+  halted?: string;
+  /** Set when `phase` is done. */
+  result?: typeof WORKFLOW.resultSucceeded | typeof WORKFLOW.resultFailed;
+  summary?: RunSummary;
+  /** The summary as JSON text: the cause of a failed execution. */
+  summaryText?: string;
+}
+
+/** The execution's output (and, when it fails, its cause). */
+export interface RunSummary {
+  readonly scheduleId: string;
+  readonly scheduledTime: string;
+  readonly executionName: string;
+  readonly result: string;
+  readonly counts: RunCounts;
+  readonly failuresByCode: Record<string, number>;
+  readonly failures: FailureRecord[];
+  readonly passes: number;
+  readonly steps: number;
+  readonly apiCalls: Record<string, number>;
+  readonly durationMs: number;
+}
+
+export const MAX_FAILURE_RECORDS = 20;
+/** Distinct error codes counted by name; the rest are counted under `OTHER_CODE`. */
+export const MAX_FAILURE_CODES = 24;
+export const OTHER_CODE = 'Other';
+
+export function newCursor(startedAtMs: number): RunCursor {
+  return {
+    v: 1,
+    phase: WORKFLOW.phaseSnapshot,
+    pass: 1,
+    after: '',
+    steps: 0,
+    counts: { selected: 0, created: 0, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0 },
+    failuresByCode: {},
+    failures: [],
+    apiCalls: {},
+    startedAtMs,
+  };
+}
+
+/** Starts the next pass: what the last pass left undone is counted again by the new one. */
+export function startRetryPass(cursor: RunCursor): void {
+  cursor.pass += 1;
+  cursor.after = '';
+  cursor.phase = WORKFLOW.phaseSnapshot;
+  cursor.counts.skipped = 0;
+  cursor.counts.failed = 0;
+  cursor.counts.notAttempted = 0;
+  cursor.failuresByCode = {};
+  cursor.failures = [];
+}
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const PHASES: string[] = [WORKFLOW.phaseSnapshot, WORKFLOW.phaseWaitForRetryPass, WORKFLOW.phaseDone];
+const CURSOR_KEYS = new Set(['v', 'phase', 'pass', 'after', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'result', 'summary', 'summaryText']);
+
+/**
+ * Checks a cursor handed back by the workflow: only known fields, a position that is an instance
+ * id, counters that are numbers. Throws `InvalidRunRequestError` otherwise.
+ */
+export function parseCursor(value: unknown): RunCursor {
+  const c = value as Partial<RunCursor> | null;
+  const problems: string[] = [];
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) {
+    problems.push('the cursor must be an object');
+  } else {
+    const unknown = Object.keys(c).filter((k) => !CURSOR_KEYS.has(k));
+    if (unknown.length > 0) problems.push(`unknown fields ${show(unknown)}`);
+    if (c.v !== 1) problems.push('v must be 1');
+    if (!PHASES.includes(c.phase as string)) problems.push(`phase must be one of ${show(PHASES)}`);
+    if (!Number.isInteger(c.pass) || c.pass! < 1) problems.push('pass must be a whole number >= 1');
+    if (typeof c.after !== 'string' || (c.after !== '' && !INSTANCE_ID.test(c.after))) problems.push('after must be \'\' or an instance id');
+    if (!Number.isInteger(c.steps) || c.steps! < 0) problems.push('steps must be a whole number');
+    if (!Number.isFinite(c.startedAtMs)) problems.push('startedAtMs must be a number');
+    const counts = c.counts as unknown as Record<string, unknown> | undefined;
+    const countKeys: Array<keyof RunCounts> = ['selected', 'created', 'alreadyDone', 'dryRunOk', 'skipped', 'failed', 'notAttempted'];
+    if (typeof counts !== 'object' || counts === null || countKeys.some((k) => !Number.isInteger(counts[k]))) {
+      problems.push(`counts must hold ${countKeys.join(', ')}`);
+    }
+    if (!isNumberMap(c.failuresByCode) || !isNumberMap(c.apiCalls)) problems.push('failuresByCode and apiCalls must map names to numbers');
+    if (!Array.isArray(c.failures) || c.failures.length > MAX_FAILURE_RECORDS) problems.push(`failures must be a list of at most ${MAX_FAILURE_RECORDS}`);
+    if (c.bucket !== undefined && (!Number.isFinite(c.bucket?.tokens) || !Number.isFinite(c.bucket?.atEpochMs))) problems.push('bucket must hold tokens and atEpochMs');
+  }
+  if (problems.length > 0) {
+    throw new InvalidRunRequestError([{ prop: 'cursor', message: `cursor is not one this workflow wrote (${problems.join('; ')}), got: ${show(value)}` }]);
+  }
+  return c as RunCursor;
+}
+
+function isNumberMap(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    && Object.keys(value).length <= MAX_FAILURE_CODES + 1 && Object.values(value).every((n) => Number.isFinite(n));
+}
+
+/** Structured logging: one JSON line per call, the run's keys added by the caller. */
+export interface RunLog {
+  info(message: string, attributes?: Record<string, unknown>): void;
+  warn(message: string, attributes?: Record<string, unknown>): void;
+  error(message: string, attributes?: Record<string, unknown>): void;
+}
+
+/** Counts and logs outcomes into a cursor. */
+export class Ledger {
+  constructor(private readonly cursor: RunCursor, private readonly log: RunLog) {}
+
+  countCall(action: string, attempts = 1): void {
+    this.cursor.apiCalls[action] = (this.cursor.apiCalls[action] ?? 0) + attempts;
+  }
+
+  /**
+   * Counts and logs one instance's outcome. The human-readable explanation is logged as `detail`:
+   * `message` is the log line's own key.
+   */
+  record(instanceId: string, outcome: InstanceOutcome, details: { code?: string; detail?: string; snapshotIds?: string[] } = {}): void {
+    const c = this.cursor.counts;
+    const attributes = { instanceId, outcome, pass: this.cursor.pass, ...details };
+    switch (outcome) {
+      case 'created': c.created++; this.log.info('snapshot set created', attributes); break;
+      case 'already-done': c.alreadyDone++; this.log.info('snapshot set of this occurrence already exists', attributes); break;
+      case 'dry-run-ok': c.dryRunOk++; this.log.info('dry run: snapshot set would have been created', attributes); break;
+      case 'skipped': c.skipped++; this.log.warn('instance skipped', attributes); break;
+      case 'failed':
+      case 'not-attempted': {
+        if (outcome === 'failed') c.failed++; else c.notAttempted++;
+        this.log.error(outcome === 'failed' ? 'instance failed' : 'instance not attempted', attributes);
+        const known = this.cursor.failuresByCode;
+        const code = details.code ?? 'UnknownError';
+        const key = known[code] !== undefined || Object.keys(known).length < MAX_FAILURE_CODES ? code : OTHER_CODE;
+        known[key] = (known[key] ?? 0) + 1;
+        if (this.cursor.failures.length < MAX_FAILURE_RECORDS) {
+          this.cursor.failures.push({ instanceId, outcome, code, message: (details.detail ?? '').slice(0, 300) });
+        }
+        break;
+      }
+    }
+  }
+
+  /** Instances of the current pass that could not be handled (the reason for another pass). */
+  unfinishedInPass(): number {
+    return this.cursor.counts.failed + this.cursor.counts.notAttempted;
+  }
+}
+
+/** Ends the run: sets result, summary and its text on the cursor. */
+export function finishRun(cursor: RunCursor, run: { scheduleId: string; scheduledTime: string; executionName: string }, nowMs: number): void {
+  const failed = cursor.counts.failed + cursor.counts.notAttempted > 0;
+  cursor.phase = WORKFLOW.phaseDone;
+  cursor.result = failed ? WORKFLOW.resultFailed : WORKFLOW.resultSucceeded;
+  const summary: RunSummary = {
+    scheduleId: run.scheduleId,
+    scheduledTime: run.scheduledTime,
+    executionName: run.executionName,
+    result: cursor.result,
+    counts: { ...cursor.counts },
+    failuresByCode: { ...cursor.failuresByCode },
+    failures: [...cursor.failures],
+    passes: cursor.pass,
+    steps: cursor.steps,
+    apiCalls: { ...cursor.apiCalls },
+    durationMs: nowMs - cursor.startedAtMs,
+  };
+  cursor.summary = summary;
+  cursor.summaryText = JSON.stringify(summary);
+}

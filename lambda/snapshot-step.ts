@@ -1,0 +1,348 @@
+/**
+ * One worker step of a run: list the selection -> look up what the occurrence already has ->
+ * CreateSnapshots for the rest, in instance-id order from the cursor, paced and with bounded
+ * concurrency -> return the cursor. Every instance the step starts is resolved before it returns,
+ * so the cursor is a plain position: everything up to it is handled in this pass.
+ *
+ * Every dependency (clients, clock, remaining time, logging) comes in through `StepEnvironment`,
+ * so this file is tested without Lambda, with mocked clients or the real SDK against a local EC2
+ * endpoint.
+ */
+import { CreateSnapshotsCommand, DescribeSnapshotsCommand, EC2Client, Instance, Snapshot } from '@aws-sdk/client-ec2';
+import { buildCreateSnapshotsInput, buildDescribeOccurrenceSnapshotsInput, instancesWithSets, LOOKUP_BATCH_SIZE, PlannedInstance, planInstance } from './ec2-requests';
+import { ClassifiedError, classifyError, ErrorAction } from './error-codes';
+import { finishRun, Ledger, RunCursor, RunLog, startRetryPass } from './ledger';
+import { after, counted, listExcludedVolumes, listSelection } from './selection';
+import { Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
+
+/** Tuning of the worker. Defaults follow EC2's documented limits; tests and the benchmark scale them. */
+export interface RunSettings {
+  /** CreateSnapshots calls in flight at once. */
+  readonly concurrency: number;
+  /** A step starts no new instance after this long (Lambda allows 15 minutes in all). */
+  readonly stepBudgetMs: number;
+  /** A step stops everything when its invocation has less than this left. */
+  readonly reserveMs: number;
+  /** Wait before retrying an instance after SnapshotCreationPerVolumeRateExceeded (EC2: 15 s per volume). */
+  readonly perVolumeRetryDelayMs: number;
+  /** First backoff after throttling surfaced through the SDK's own retries; doubles per repeat, with jitter. */
+  readonly throttleBackoffBaseMs: number;
+  /** Largest such backoff. */
+  readonly throttleBackoffMaxMs: number;
+  /**
+   * After an answer that leaves open whether a set was made (server error, timeout, or a per-volume
+   * rate error that a twin may have caused), keep looking for the set this long before concluding
+   * there is none. DescribeSnapshots is eventually consistent: this is the longest lag tolerated.
+   */
+  readonly settleWindowMs: number;
+  /** Between two such looks. */
+  readonly lookIntervalMs: number;
+  /** CreateSnapshots attempts per instance and pass for per-volume waits and ambiguous failures (throttling is not counted). */
+  readonly maxAttemptsPerInstance: number;
+  /** Passes over the selection: the first, then retries of what still has no set. */
+  readonly maxPasses: number;
+}
+
+export const DEFAULT_SETTINGS: RunSettings = {
+  concurrency: 10,
+  stepBudgetMs: 600_000,
+  reserveMs: 30_000,
+  perVolumeRetryDelayMs: 16_000,
+  throttleBackoffBaseMs: 1_000,
+  throttleBackoffMaxMs: 20_000,
+  settleWindowMs: 90_000,
+  lookIntervalMs: 10_000,
+  maxAttemptsPerInstance: 4,
+  maxPasses: 3,
+};
+
+export interface StepEnvironment {
+  /** DescribeInstances, DescribeSnapshots, DescribeVolumes (the SDK retries throttling and server errors). */
+  readonly ec2: EC2Client;
+  /** CreateSnapshots: the SDK retries throttling only, since any other retry could make a second set. */
+  readonly ec2Create: EC2Client;
+  readonly log: RunLog;
+  readonly settings: RunSettings;
+  /** Milliseconds left in this invocation. */
+  remainingMs(): number;
+  now?(): number;
+  random?(): number;
+}
+
+interface WorkItem {
+  readonly index: number;
+  readonly instance: Instance;
+  planned?: PlannedInstance;
+  attempts: number;
+  throttles: number;
+  notBefore: number;
+  /** An answer left open whether a set was made: look for it until `settleUntil` before calling again. */
+  unsure?: { readonly error: ClassifiedError; readonly settleUntil: number };
+  lastError?: ClassifiedError;
+}
+
+type Next = { kind: 'done' } | { kind: 'again'; delayMs: number } | { kind: 'halt'; error: ClassifiedError };
+
+/**
+ * Runs one step and returns the cursor for the next. Throws only when the step cannot proceed
+ * safely (listing or a look-up failed after the SDK's retries): the workflow then waits for
+ * DescribeSnapshots to settle and runs the step again from the same cursor.
+ */
+export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: Occurrence, cursor: RunCursor, env: StepEnvironment): Promise<RunCursor> {
+  const now = env.now ?? Date.now;
+  const random = env.random ?? Math.random;
+  const s = env.settings;
+  const stepStart = now();
+  const ledger = new Ledger(cursor, env.log);
+  const count = (action: string, attempts?: number) => ledger.countCall(action, attempts);
+
+  if (cursor.phase === WORKFLOW.phaseWaitForRetryPass) {
+    startRetryPass(cursor);
+    env.log.info('retry pass: instances without a set of this occurrence are tried again', { pass: cursor.pass });
+  }
+  cursor.steps += 1;
+
+  const excludedVolumes = await listExcludedVolumes(env.ec2, request, count);
+  const selection = await listSelection(env.ec2, request, count);
+  const todo = after(selection, cursor.after);
+  if (cursor.pass === 1 && cursor.after === '' && selection.length === 0) {
+    env.log.warn('no instance carries the selection tags: nothing to snapshot', { instanceTags: request.instanceTags });
+  }
+
+  async function findSets(ids: readonly string[]): Promise<Map<string, string[]>> {
+    const snapshots: Snapshot[] = [];
+    let token: string | undefined;
+    do {
+      const page = await counted(count, 'DescribeSnapshots', () => env.ec2.send(new DescribeSnapshotsCommand(buildDescribeOccurrenceSnapshotsInput(request, occurrence, ids, token))));
+      snapshots.push(...(page.Snapshots ?? []));
+      token = page.NextToken;
+    } while (token);
+    return instancesWithSets(request, occurrence, snapshots);
+  }
+
+  // Look-ups of what the occurrence already has, one batch ahead of the calls.
+  const lookups = new Map<number, Promise<Map<string, string[]>>>();
+  const lookupFor = (index: number): Promise<Map<string, string[]>> => {
+    const batch = Math.floor(index / LOOKUP_BATCH_SIZE);
+    for (const b of [batch, batch + 1]) {
+      if (!lookups.has(b) && b * LOOKUP_BATCH_SIZE < todo.length && !request.dryRun) {
+        const ids = todo.slice(b * LOOKUP_BATCH_SIZE, (b + 1) * LOOKUP_BATCH_SIZE).map((i) => i.InstanceId!);
+        const p = findSets(ids);
+        p.catch(() => undefined); // awaited (and reported) by the item that needs it
+        lookups.set(b, p);
+      }
+    }
+    return lookups.get(batch) ?? Promise.resolve(new Map());
+  };
+
+  /** First visit of an instance in this pass: already done, not to be done, or planned. */
+  async function visit(item: WorkItem): Promise<Next | undefined> {
+    const instance = item.instance;
+    const id = instance.InstanceId!;
+    if (cursor.pass === 1) cursor.counts.selected++;
+    const existing = (await lookupFor(item.index)).get(id);
+    if (existing) {
+      if (cursor.pass === 1) ledger.record(id, 'already-done', { snapshotIds: existing });
+      return { kind: 'done' };
+    }
+    const plan = planInstance(request, instance, excludedVolumes);
+    if (plan.warning) env.log.warn(plan.warning, { instanceId: id });
+    if (plan.unplanned) {
+      ledger.record(id, plan.unplanned.outcome, { code: plan.unplanned.reason, detail: plan.unplanned.message });
+      return { kind: 'done' };
+    }
+    item.planned = plan.planned;
+    return undefined;
+  }
+
+  /** Looks for the set an open answer may have made. */
+  async function look(item: WorkItem): Promise<Next> {
+    const id = item.instance.InstanceId!;
+    const unsure = item.unsure!;
+    const found = (await findSets([id])).get(id);
+    if (found) {
+      // Our own call made it, unless a per-volume rate error pointed at another maker.
+      const ours = unsure.error.action !== ErrorAction.WAIT_PER_VOLUME || item.attempts > 0;
+      ledger.record(id, ours || cursor.pass > 1 ? 'created' : 'already-done', { snapshotIds: found, detail: `found after ${unsure.error.code}` });
+      return { kind: 'done' };
+    }
+    if (now() < unsure.settleUntil) return { kind: 'again', delayMs: s.lookIntervalMs };
+    item.unsure = undefined;
+    return { kind: 'again', delayMs: 0 };
+  }
+
+  async function create(item: WorkItem): Promise<Next> {
+    const id = item.instance.InstanceId!;
+    try {
+      const out = await counted(count, 'CreateSnapshots', () => env.ec2Create.send(new CreateSnapshotsCommand(buildCreateSnapshotsInput(request, occurrence, item.planned!))));
+      const snapshotIds = (out.Snapshots ?? []).map((x) => x.SnapshotId).filter((x): x is string => !!x);
+      if (snapshotIds.length === 0) {
+        // EC2 answered without a snapshot: whether a set exists is open, so look before anything else.
+        return unsure(item, { action: ErrorAction.AMBIGUOUS, code: 'EmptyCreateSnapshotsAnswer', message: 'CreateSnapshots answered without any snapshot' });
+      }
+      ledger.record(id, 'created', { snapshotIds });
+      return { kind: 'done' };
+    } catch (e) {
+      const error = classifyError(e);
+      item.lastError = error;
+      const fail = (): Next => {
+        ledger.record(id, 'failed', { code: error.code, detail: error.message });
+        return { kind: 'done' };
+      };
+      switch (error.action) {
+        case ErrorAction.DRY_RUN_OK:
+          ledger.record(id, 'dry-run-ok');
+          return { kind: 'done' };
+        case ErrorAction.SKIP:
+          ledger.record(id, 'skipped', { code: error.code, detail: error.message });
+          return { kind: 'done' };
+        case ErrorAction.HALT:
+          fail();
+          return { kind: 'halt', error };
+        case ErrorAction.THROTTLED: {
+          item.throttles++;
+          const cap = Math.min(s.throttleBackoffMaxMs, s.throttleBackoffBaseMs * 2 ** (item.throttles - 1));
+          return { kind: 'again', delayMs: cap / 2 + random() * (cap / 2) };
+        }
+        case ErrorAction.WAIT_PER_VOLUME:
+        case ErrorAction.AMBIGUOUS:
+          return unsure(item, error);
+        default:
+          return fail();
+      }
+    }
+  }
+
+  /**
+   * An answer that leaves open whether a set exists: a server error or timeout (the call may have
+   * made it), or a per-volume rate error (a twin of this run may have made it). Look for the set
+   * until DescribeSnapshots has caught up, and only then call again.
+   */
+  function unsure(item: WorkItem, error: ClassifiedError): Next {
+    item.attempts++;
+    item.lastError = error;
+    if (request.dryRun) {
+      // A dry run makes nothing: there is nothing to look for.
+      return { kind: 'again', delayMs: error.action === ErrorAction.WAIT_PER_VOLUME ? s.perVolumeRetryDelayMs : s.throttleBackoffBaseMs };
+    }
+    const settle = Math.max(s.settleWindowMs, error.action === ErrorAction.WAIT_PER_VOLUME ? s.perVolumeRetryDelayMs : 0);
+    item.unsure = { error, settleUntil: now() + settle };
+    env.log.info('answer leaves open whether a set was made: looking for it before calling again', {
+      instanceId: item.instance.InstanceId, code: error.code, attempt: item.attempts, settleMs: settle,
+    });
+    return { kind: 'again', delayMs: Math.min(s.lookIntervalMs, settle) };
+  }
+
+  async function advance(item: WorkItem): Promise<Next> {
+    if (!item.planned) {
+      const visited = await visit(item);
+      if (visited) return visited;
+    }
+    if (item.unsure) return look(item);
+    if (item.attempts >= s.maxAttemptsPerInstance) {
+      const error = item.lastError!;
+      ledger.record(item.instance.InstanceId!, 'failed', { code: error.code, detail: `${error.message} (after ${item.attempts} attempts and no set found)` });
+      return { kind: 'done' };
+    }
+    return create(item);
+  }
+
+  // The loop: start instances in order while the step's budget lasts; retry or look again when due.
+  const waiting: WorkItem[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let nextIndex = 0;
+  let halt: ClassifiedError | undefined;
+  let wake: (() => void) | undefined;
+  const hardStop = () => env.remainingMs() < s.reserveMs;
+  const mayStartNew = () => !halt && now() - stepStart < s.stepBudgetMs && !hardStop();
+
+  const run = (item: WorkItem) => {
+    const p: Promise<void> = advance(item).then((next) => {
+      if (next.kind === 'again') {
+        item.notBefore = now() + next.delayMs;
+        waiting.push(item);
+      } else if (next.kind === 'halt' && !halt) {
+        halt = next.error;
+        env.log.error('account snapshot quota reached: no new snapshot sets in this run', { code: next.error.code });
+      }
+    }, (e) => {
+      // A look-up that failed after the SDK's retries: the step cannot tell what exists. Stop
+      // starting anything; the workflow repeats the step after DescribeSnapshots has settled.
+      halt ??= { action: ErrorAction.FAIL, code: 'LookupFailed', message: String(e) };
+      throw e;
+    }).finally(() => {
+      inFlight.delete(p);
+      wake?.();
+    });
+    p.catch(() => undefined);
+    inFlight.add(p);
+    return p;
+  };
+  const failedSteps: unknown[] = [];
+
+  for (;;) {
+    const t = now();
+    const due = waiting.filter((w) => w.notBefore <= t).sort((a, b) => a.index - b.index);
+    let started = false;
+    if (!hardStop() && !halt) {
+      for (const d of due) {
+        if (inFlight.size >= s.concurrency) break;
+        waiting.splice(waiting.indexOf(d), 1);
+        run(d).catch((e) => failedSteps.push(e));
+        started = true;
+      }
+      while (inFlight.size < s.concurrency && nextIndex < todo.length && mayStartNew()) {
+        run({ index: nextIndex, instance: todo[nextIndex], attempts: 0, throttles: 0, notBefore: 0 }).catch((e) => failedSteps.push(e));
+        nextIndex++;
+        started = true;
+      }
+    }
+    if (started) continue;
+    const moreToStart = nextIndex < todo.length && mayStartNew();
+    if (inFlight.size === 0 && (waiting.length === 0 || hardStop() || halt) && !moreToStart) break;
+    const nextDue = waiting.length > 0 ? Math.min(...waiting.map((w) => w.notBefore)) - t : 60_000;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      const timer = setTimeout(resolve, Math.max(0, Math.min(nextDue, env.remainingMs() - s.reserveMs, 60_000)));
+      const done = () => clearTimeout(timer);
+      wake = () => { done(); resolve(); };
+    });
+    wake = undefined;
+  }
+  if (failedSteps.length > 0) {
+    throw failedSteps[0];
+  }
+
+  // Started but unresolved when the invocation ran out of time: reported for this pass; the next
+  // pass looks for their sets first (it starts well after DescribeSnapshots has settled).
+  for (const item of waiting.sort((a, b) => a.index - b.index)) {
+    const error = item.unsure?.error ?? item.lastError;
+    ledger.record(item.instance.InstanceId!, 'failed', {
+      code: error?.code ?? 'StepOutOfTime',
+      detail: `unresolved when the step ran out of time${error ? ` (last answer: ${error.message})` : ''}; a later pass looks for its set first`,
+    });
+  }
+  if (nextIndex > 0) cursor.after = todo[nextIndex - 1].InstanceId!;
+
+  const remaining = todo.slice(nextIndex);
+  if (halt && remaining.length > 0) {
+    for (const instance of remaining) {
+      if (cursor.pass === 1) cursor.counts.selected++;
+      ledger.record(instance.InstanceId!, 'not-attempted', { code: halt.code, detail: `not attempted after ${halt.code}: ${halt.message}` });
+    }
+    cursor.after = remaining[remaining.length - 1].InstanceId!;
+  }
+  if (halt) cursor.halted = halt.code;
+
+  const passDone = halt !== undefined || nextIndex >= todo.length;
+  if (!passDone) {
+    cursor.phase = WORKFLOW.phaseSnapshot;
+  } else if (!halt && ledger.unfinishedInPass() > 0 && cursor.pass < s.maxPasses && !request.dryRun) {
+    cursor.phase = WORKFLOW.phaseWaitForRetryPass;
+    env.log.info('pass finished with instances left: a retry pass follows', { pass: cursor.pass, unfinished: ledger.unfinishedInPass() });
+  } else {
+    finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
+  }
+  env.log.info('step finished', { pass: cursor.pass, step: cursor.steps, after: cursor.after, phase: cursor.phase, handled: nextIndex, durationMs: now() - stepStart });
+  return cursor;
+}
