@@ -121,7 +121,16 @@ export function makeWorker(deps: WorkerDependencies) {
   };
 
   function parseRequest(event: Record<string, unknown>): SnapshotRunRequest {
-    const request = parseRunRequest(event.request);
+    // The workflow passes the request as JSON text; an operator's direct call may pass the object.
+    let raw = event.request;
+    if (typeof raw === 'string') {
+      try {
+        raw = JSON.parse(raw);
+      } catch {
+        throw new InvalidRunRequestError([{ prop: 'request', message: `request must be JSON, got: ${show(raw)}` }]);
+      }
+    }
+    const request = parseRunRequest(raw);
     const expected = deps.env[REQUEST_SHA256_ENV];
     if (expected && requestSha256(request) !== expected) {
       throw new InvalidRunRequestError([{ prop: 'request', message: 'request is not the one this schedule\'s worker was deployed with (its SHA-256 differs)' }]);

@@ -72,7 +72,6 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
       input: sfn.JsonPath.entirePayload,
       executionName: sfn.JsonPath.stringAt('$$.Execution.Name'),
     }),
-    resultPath: '$',
     taskTimeout: sfn.Timeout.duration(Duration.minutes(1)),
   });
   // Prepare has no side effect: every Lambda service error may be retried.

@@ -5,8 +5,9 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Simulator, Ec2SimulatorOptions, SimInstance } from './ec2-simulator';
 import { createEc2Clients, Ec2ClientsOptions } from '../../lambda/clients';
-import { ContinuationEvent, DEFAULT_SETTINGS, RunEnvironment, RunLog, RunSettings } from '../../lambda/run-snapshots';
-import { EXECUTION_ID_TAG, INSTANCE_ID_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
+import { RunLog } from '../../lambda/ledger';
+import { DEFAULT_SETTINGS, RunSettings, StepEnvironment } from '../../lambda/snapshot-step';
+import { INSTANCE_ID_TAG, Occurrence, parseOccurrence, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
 
 export const CREDENTIALS = { accessKeyId: 'AKIDFAULTTEST', secretAccessKey: 'fault-test-secret' };
 export const REGION = 'us-east-1';
@@ -18,7 +19,8 @@ export const FAST_SETTINGS: RunSettings = {
   perVolumeRetryDelayMs: 60,
   throttleBackoffBaseMs: 2,
   throttleBackoffMaxMs: 20,
-  verifyDelayMs: 5,
+  settleWindowMs: 100,
+  lookIntervalMs: 10,
   reserveMs: 0,
 };
 
@@ -41,10 +43,8 @@ export function fleet(n: number, options: { from?: number; volumes?: number } = 
 
 export function runRequest(overrides: Partial<SnapshotRunRequest> = {}): SnapshotRunRequest {
   return {
-    version: 1,
+    version: 2,
     scheduleId: 'Stack/Nightly',
-    executionId: 'exec-0001',
-    scheduledTime: '2026-11-24T02:30:00Z',
     instanceTags: { Backup: ['nightly'] },
     excludeBootVolume: false,
     excludeDataVolumeIds: [],
@@ -70,8 +70,15 @@ export class CapturedLog implements RunLog {
 /** A no-wait backoff for the describe client (the SDK would wait up to seconds between attempts). */
 export const NO_WAIT_BACKOFF = { computeNextBackoffDelay: () => 1, setDelayBase: () => undefined };
 
-/** A run environment whose log and continuations the test reads. */
-export type HarnessEnvironment = RunEnvironment & { log: CapturedLog; continuations: ContinuationEvent[] };
+export const SCHEDULED_TIME = '2026-11-24T02:30:00Z';
+
+/** The occurrence of a test run (schedule `Stack/Nightly`, 2026-11-24T02:30:00Z, execution `exec-0001`). */
+export function testOccurrence(scheduledTime = SCHEDULED_TIME, executionName = 'exec-0001', scheduleId = 'Stack/Nightly'): Occurrence {
+  return parseOccurrence(scheduleId, { scheduledTime }, executionName);
+}
+
+/** A step environment whose log the test reads. */
+export type HarnessEnvironment = StepEnvironment & { log: CapturedLog };
 
 export class FaultHarness {
   readonly sim: Ec2Simulator;
@@ -108,23 +115,15 @@ export class FaultHarness {
     return clients;
   }
 
-  /**
-   * A run environment: the handler's clients, a captured log, fast settings, unlimited time and
-   * continuations collected (JSON round-tripped, as Lambda would deliver them) in `continuations`.
-   */
-  environment(overrides: Partial<RunEnvironment> & { clients?: Ec2ClientsOptions } = {}): HarnessEnvironment {
+  /** A step environment: the worker's clients, a captured log, fast settings and unlimited time. */
+  environment(overrides: Partial<StepEnvironment> & { clients?: Ec2ClientsOptions } = {}): HarnessEnvironment {
     const { clients, ...rest } = overrides;
-    const continuations: ContinuationEvent[] = [];
     return {
       ...this.clientsFor(clients),
       log: new CapturedLog(),
       settings: FAST_SETTINGS,
       remainingMs: () => 900_000,
-      continueRun: async (event) => {
-        continuations.push(JSON.parse(JSON.stringify(event)));
-      },
       ...rest,
-      continuations,
     } as HarnessEnvironment;
   }
 
@@ -133,14 +132,14 @@ export class FaultHarness {
     return new Map([...this.sim.setsByInstance()].map(([id, sets]) => [id, sets.length]));
   }
 
-  /** Asserts that each of `instanceIds` has exactly one set, made by run `executionId`, and nothing else has any. */
-  expectExactlyOneSetEach(instanceIds: string[], executionId = 'exec-0001'): void {
+  /** Asserts that each of `instanceIds` has exactly one set of the occurrence, and nothing else has any. */
+  expectExactlyOneSetEach(instanceIds: string[], scheduledTime = SCHEDULED_TIME): void {
     const sets = this.sim.setsByInstance();
     const offenders = instanceIds.filter((id) => (sets.get(id)?.length ?? 0) !== 1).map((id) => `${id}: ${sets.get(id)?.length ?? 0}`);
     expect(offenders).toEqual([]);
     for (const id of instanceIds) {
       const set = sets.get(id)![0];
-      expect(set.every((s) => s.tags[EXECUTION_ID_TAG] === executionId && s.tags[INSTANCE_ID_TAG] === id)).toBe(true);
+      expect(set.every((s) => s.tags[SCHEDULED_TIME_TAG] === scheduledTime && s.tags[INSTANCE_ID_TAG] === id)).toBe(true);
     }
     expect([...sets.keys()].filter((id) => !instanceIds.includes(id))).toEqual([]);
   }
