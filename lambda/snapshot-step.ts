@@ -78,6 +78,8 @@ interface WorkItem {
   notBefore: number;
   /** An answer left open whether a set was made: look for it until `settleUntil` before calling again. */
   unsure?: { readonly error: ClassifiedError; readonly settleUntil: number };
+  /** One of this item's calls got an ambiguous answer (server error, timeout, empty answer): a set found later may be its own. */
+  mayHaveMade?: boolean;
   lastError?: ClassifiedError;
 }
 
@@ -161,8 +163,9 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     const unsure = item.unsure!;
     const found = (await findSets([id])).get(id);
     if (found) {
-      // Our own call made it, unless a per-volume rate error pointed at another maker.
-      const ours = unsure.error.action !== ErrorAction.WAIT_PER_VOLUME || item.attempts > 0;
+      // Our own call made it if one of its answers was ambiguous; after per-volume rate errors
+      // only, another maker did (as when the batch look-up finds a set).
+      const ours = item.mayHaveMade === true;
       ledger.record(id, ours || cursor.pass > 1 ? 'created' : 'already-done', { snapshotIds: found, detail: `found after ${unsure.error.code}` });
       return { kind: 'done' };
     }
@@ -221,6 +224,7 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
   function unsure(item: WorkItem, error: ClassifiedError): Next {
     item.attempts++;
     item.lastError = error;
+    if (error.action === ErrorAction.AMBIGUOUS) item.mayHaveMade = true;
     if (request.dryRun) {
       // A dry run makes nothing: there is nothing to look for.
       return { kind: 'again', delayMs: error.action === ErrorAction.WAIT_PER_VOLUME ? s.perVolumeRetryDelayMs : s.throttleBackoffBaseMs };
@@ -254,8 +258,11 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
   let halt: ClassifiedError | undefined;
   let wake: (() => void) | undefined;
   const hardStop = () => env.remainingMs() < s.reserveMs;
-  const mayStartNew = () => !halt && now() - stepStart < s.stepBudgetMs && !hardStop();
+  // Every step starts at least `concurrency` instances, so that a run always progresses even
+  // when listing the selection takes longer than the step's budget.
+  const mayStartNew = () => !halt && !hardStop() && (nextIndex < s.concurrency || now() - stepStart < s.stepBudgetMs);
 
+  const failedSteps: unknown[] = [];
   const run = (item: WorkItem) => {
     const p: Promise<void> = advance(item).then((next) => {
       if (next.kind === 'again') {
@@ -268,17 +275,15 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     }, (e) => {
       // A look-up that failed after the SDK's retries: the step cannot tell what exists. Stop
       // starting anything; the workflow repeats the step after DescribeSnapshots has settled.
+      // Recorded here, before `finally` wakes the loop: the loop must not end the step without it.
       halt ??= { action: ErrorAction.FAIL, code: 'LookupFailed', message: String(e) };
-      throw e;
+      failedSteps.push(e);
     }).finally(() => {
       inFlight.delete(p);
       wake?.();
     });
-    p.catch(() => undefined);
     inFlight.add(p);
-    return p;
   };
-  const failedSteps: unknown[] = [];
 
   for (;;) {
     const t = now();
@@ -288,11 +293,11 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
       for (const d of due) {
         if (inFlight.size >= s.concurrency) break;
         waiting.splice(waiting.indexOf(d), 1);
-        run(d).catch((e) => failedSteps.push(e));
+        run(d);
         started = true;
       }
       while (inFlight.size < s.concurrency && nextIndex < todo.length && mayStartNew()) {
-        run({ index: nextIndex, instance: todo[nextIndex], attempts: 0, throttles: 0, notBefore: 0 }).catch((e) => failedSteps.push(e));
+        run({ index: nextIndex, instance: todo[nextIndex], attempts: 0, throttles: 0, notBefore: 0 });
         nextIndex++;
         started = true;
       }

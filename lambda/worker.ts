@@ -96,13 +96,16 @@ export interface PreparedRun {
   readonly recoveries: number;
 }
 
+/** Where the final step's metrics go (Powertools' `Metrics`, or a test's recorder). */
+export type MetricsSink = Pick<Metrics, 'addDimension' | 'addMetric' | 'publishStoredMetrics'>;
+
 export interface WorkerDependencies {
   readonly settings: RunSettings;
   /** Builds the step's EC2 clients (tests point them at a local EC2 endpoint). */
   createClients(options: Ec2ClientsOptions): Ec2Clients;
   readonly env: Record<string, string | undefined>;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: MetricsSink;
   now?(): number;
 }
 

@@ -309,6 +309,27 @@ export class Ec2Simulator {
     instance.state = 'terminated';
   }
 
+  /** Changes an instance's state (e.g. 'stopped', 'pending'); 'terminated' is `terminate`. */
+  setInstanceState(instanceId: string, state: string): void {
+    const instance = this.instances.get(instanceId);
+    if (!instance) {
+      throw new Error(`Ec2Simulator: unknown instance ${instanceId}`);
+    }
+    if (STATE_CODES[state] === undefined) {
+      throw new Error(`Ec2Simulator: unknown instance state ${state}`);
+    }
+    instance.state = state;
+  }
+
+  /** Replaces an instance's tags (e.g. to untag it mid-run). */
+  setInstanceTags(instanceId: string, tags: Record<string, string>): void {
+    const instance = this.instances.get(instanceId);
+    if (!instance) {
+      throw new Error(`Ec2Simulator: unknown instance ${instanceId}`);
+    }
+    instance.tags = { ...tags };
+  }
+
   /** Rules are consulted in order before normal handling; the first non-undefined answer wins. */
   addFault(rule: FaultRule): void {
     this.faults.push(rule);

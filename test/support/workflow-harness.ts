@@ -6,16 +6,18 @@
  * that evaluates the definition's own condition expression.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { App, Stack } from 'aws-cdk-lib';
-import { StateMachine } from 'aws-local-stepfunctions';
+import type { StateMachine as LocalStateMachine } from 'aws-local-stepfunctions' with { 'resolution-mode': 'import' };
 import { CapturedLog, FaultHarness, NO_WAIT_BACKOFF, REGION, CREDENTIALS } from './fault-harness';
 import { createEc2Clients, Ec2ClientsOptions } from '../../lambda/clients';
 import { RunSettings } from '../../lambda/snapshot-step';
-import { makeWorker } from '../../lambda/worker';
+import { makeWorker, MetricsSink } from '../../lambda/worker';
 import { InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../../src';
 
+// The package is ESM with a CommonJS build; jest loads the CommonJS one.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { StateMachine } = require('aws-local-stepfunctions') as { StateMachine: typeof LocalStateMachine };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const aslValidator: (definition: unknown) => { isValid: boolean; errors: unknown[] } = require('asl-validator');
 
@@ -95,6 +97,23 @@ export class FakeLockTable {
   }
 }
 
+export interface ExecutionResult {
+  readonly output?: any;
+  readonly error?: { name: string; cause: string };
+  readonly events: any[];
+}
+
+/** The largest state (input or output of any state) of an execution, as JSON bytes. */
+export function largestStateBytes(events: any[]): number {
+  let max = 0;
+  for (const e of events) {
+    for (const value of [e.input, e.output, e.state?.input, e.state?.output]) {
+      if (value !== undefined) max = Math.max(max, Buffer.byteLength(JSON.stringify(value)));
+    }
+  }
+  return max;
+}
+
 export interface WorkerCall {
   readonly state: string;
   readonly input: any;
@@ -102,7 +121,21 @@ export interface WorkerCall {
   error?: Error;
 }
 
+/** Thrown by every EC2 call of a worker invocation after the test killed it. */
+export class KilledError extends Error {
+  constructor() {
+    super('the worker was killed');
+    this.name = 'KilledError';
+  }
+}
+
 export interface WorkflowRunOptions {
+  /**
+   * Kill the worker call with this index after that many CreateSnapshots calls reached EC2: every
+   * later EC2 call of the invocation fails, and the invocation ends as `Sandbox.Timedout` (its
+   * answer is lost), as when Lambda kills a function.
+   */
+  readonly kill?: (index: number) => number | undefined;
   /** The execution's name (default: the scheduler execution id of the input). */
   readonly executionName?: string;
   /** Called before each worker call; may throw an error named like a Lambda service error instead of calling the worker. */
@@ -131,7 +164,17 @@ export class WorkflowHarness {
   readonly table = new FakeLockTable();
   readonly log = new CapturedLog();
   readonly workerCalls: WorkerCall[] = [];
-  private readonly stateMachine: StateMachine;
+  /** The metrics the worker published, one record per final step. */
+  readonly published: Array<{ dimensions: Record<string, string>; values: Record<string, number> }> = [];
+  private readonly metrics = ((): MetricsSink => {
+    let pending = { dimensions: {} as Record<string, string>, values: {} as Record<string, number> };
+    return {
+      addDimension: (name: string, value: string) => { pending.dimensions[name] = value; },
+      addMetric: (name: string, _unit: unknown, value: number) => { pending.values[name] = value; },
+      publishStoredMetrics: () => { this.published.push(pending); pending = { dimensions: {}, values: {} }; },
+    } as MetricsSink;
+  })();
+  private readonly stateMachine: LocalStateMachine;
   private readonly clients: EC2Client[] = [];
 
   constructor(readonly workflow: SynthesizedWorkflow, readonly faults: FaultHarness, private readonly options: WorkflowHarnessOptions) {
@@ -142,7 +185,7 @@ export class WorkflowHarness {
     for (const c of this.clients.splice(0)) c.destroy();
   }
 
-  private worker() {
+  private worker(killAfterCreates?: number) {
     const logger = new Logger({ serviceName: 'workflow-test', logLevel: 'SILENT' });
     const capture = this.log;
     // Everything the worker logs goes to the captured log as well.
@@ -157,7 +200,7 @@ export class WorkflowHarness {
       settings: this.options.settings,
       env: this.options.workerEnv ?? this.workflow.workerEnvironment,
       logger,
-      metrics: new Metrics({ namespace: 'Test', serviceName: 'workflow-test' }),
+      metrics: this.metrics,
       createClients: (clientOptions) => {
         const built = createEc2Clients({
           throttleBackoffBaseMs: 2,
@@ -168,26 +211,62 @@ export class WorkflowHarness {
           config: { endpoint: this.faults.sim.endpoint, region: REGION, credentials: CREDENTIALS },
         });
         this.clients.push(built.ec2, built.ec2Create);
-        // The worker destroys them after each step; keep them usable for the test's own checks.
+        if (killAfterCreates !== undefined) {
+          let creates = 0;
+          for (const client of [built.ec2, built.ec2Create]) {
+            client.middlewareStack.add((next, context) => async (args) => {
+              if (creates >= killAfterCreates) throw new KilledError();
+              if (context.commandName === 'CreateSnapshotsCommand') creates++;
+              return next(args);
+            }, { step: 'initialize', name: 'killSwitch' });
+          }
+        }
         return built;
       },
     });
   }
 
+  private readonly executions = new Map<string, { input: string; result: Promise<ExecutionResult>; closed: boolean }>();
+
+  /**
+   * StartExecution as Step Functions answers it: a repeated start with the same name and input
+   * while the execution runs returns that execution; once it has closed, or with another input,
+   * the start fails with ExecutionAlreadyExists (then EventBridge Scheduler gives up or retries).
+   */
+  async startExecution(name: string, input: Record<string, unknown>, options: Omit<WorkflowRunOptions, 'executionName'> = {}): Promise<ExecutionResult & { startError?: string }> {
+    const text = JSON.stringify(input);
+    const existing = this.executions.get(name);
+    if (existing) {
+      if (existing.closed || existing.input !== text) return { startError: 'ExecutionAlreadyExists', events: [] };
+      return existing.result;
+    }
+    const entry = { input: text, closed: false, result: this.run(input, { ...options, executionName: name }) };
+    this.executions.set(name, entry);
+    void entry.result.then(() => { entry.closed = true; });
+    return entry.result;
+  }
+
   /** Starts one execution; resolves with its output, or with the error it failed with. */
-  async run(input: Record<string, unknown>, options: WorkflowRunOptions = {}): Promise<{ output?: any; error?: { name: string; cause: string }; events: any[] }> {
+  async run(input: Record<string, unknown>, options: WorkflowRunOptions = {}): Promise<ExecutionResult> {
     const name = options.executionName ?? String(input.schedulerExecutionId ?? 'manual-run');
-    const worker = this.worker();
     const lambda = (state: string) => async (payload: any) => {
       const index = this.workerCalls.length;
       const call: WorkerCall = { state, input: options.forgeInput ? options.forgeInput(payload, index) : payload };
       this.workerCalls.push(call);
       options.beforeWorker?.(call, index);
+      const killAfter = options.kill?.(index);
+      const worker = this.worker(killAfter);
       try {
         call.output = JSON.parse(JSON.stringify(await worker(JSON.parse(JSON.stringify(call.input)), { getRemainingTimeInMillis: () => 900_000 })));
       } catch (e) {
         call.error = e as Error;
-        throw e;
+        if (killAfter === undefined) throw e;
+      }
+      if (killAfter !== undefined) {
+        const killed = new Error('Task timed out: the function was killed');
+        killed.name = 'Sandbox.Timedout';
+        call.error = killed;
+        throw killed;
       }
       options.afterWorker?.(call, index);
       return call.output;
