@@ -844,14 +844,27 @@ function parseFilters(params: Record<string, string>, known: Set<string>): Filte
   });
 }
 
+/** A filter's values, compiled once per request: exact values in a set, wildcard ones as regular expressions. */
+const compiledFilters = new WeakMap<Filter, { exact: Set<string>; patterns: RegExp[] }>();
+
+function compile(filter: Filter): { exact: Set<string>; patterns: RegExp[] } {
+  let compiled = compiledFilters.get(filter);
+  if (!compiled) {
+    compiled = { exact: new Set(), patterns: [] };
+    for (const pattern of filter.values) {
+      if (/[*?\\]/.test(pattern)) compiled.patterns.push(wildcardRegExp(pattern));
+      else compiled.exact.add(pattern);
+    }
+    compiledFilters.set(filter, compiled);
+  }
+  return compiled;
+}
+
 /** Filters are ANDed; the values of one filter are ORed; `*` and `?` are wildcards (`\` escapes). */
 function matchesAll(filters: Filter[], valuesOf: (name: string) => string[]): boolean {
   return filters.every((f) => {
-    const actual = valuesOf(f.name);
-    return f.values.some((pattern) => {
-      const re = wildcardRegExp(pattern);
-      return actual.some((v) => re.test(v));
-    });
+    const { exact, patterns } = compile(f);
+    return valuesOf(f.name).some((v) => exact.has(v) || patterns.some((re) => re.test(v)));
   });
 }
 
