@@ -45,6 +45,11 @@ export interface RunCursor {
   pass: number;
   /** Every selected instance with an id <= `after` has been handled in this pass ('' before the first). */
   after: string;
+  /**
+   * The next step handles the selected instances in (`after`, `upto`]; absent: it lists the whole
+   * selection first to find the bound (the first step of a pass).
+   */
+  upto?: string;
   steps: number;
   counts: RunCounts;
   /** failed and not-attempted instances of the last pass, by error code. */
@@ -105,6 +110,7 @@ export function newCursor(startedAtMs: number): RunCursor {
 export function startRetryPass(cursor: RunCursor): void {
   cursor.pass += 1;
   cursor.after = '';
+  cursor.upto = undefined;
   cursor.phase = WORKFLOW.phaseSnapshot;
   cursor.counts.skipped = 0;
   cursor.counts.failed = 0;
@@ -115,7 +121,7 @@ export function startRetryPass(cursor: RunCursor): void {
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 const PHASES: string[] = [WORKFLOW.phaseSnapshot, WORKFLOW.phaseWaitForRetryPass, WORKFLOW.phaseDone];
-const CURSOR_KEYS = new Set(['v', 'phase', 'pass', 'after', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'result', 'summary', 'summaryText']);
+const CURSOR_KEYS = new Set(['v', 'phase', 'pass', 'after', 'upto', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'result', 'summary', 'summaryText']);
 
 /**
  * Checks a cursor handed back by the workflow: only known fields, a position that is an instance
@@ -133,6 +139,7 @@ export function parseCursor(value: unknown): RunCursor {
     if (!PHASES.includes(c.phase as string)) problems.push(`phase must be one of ${show(PHASES)}`);
     if (!Number.isInteger(c.pass) || c.pass! < 1) problems.push('pass must be a whole number >= 1');
     if (typeof c.after !== 'string' || (c.after !== '' && !INSTANCE_ID.test(c.after))) problems.push('after must be \'\' or an instance id');
+    if (c.upto !== undefined && (typeof c.upto !== 'string' || !INSTANCE_ID.test(c.upto) || c.upto <= c.after!)) problems.push('upto must be an instance id after `after`');
     if (!Number.isInteger(c.steps) || c.steps! < 0) problems.push('steps must be a whole number');
     if (!Number.isFinite(c.startedAtMs)) problems.push('startedAtMs must be a number');
     const counts = c.counts as unknown as Record<string, unknown> | undefined;

@@ -22,19 +22,29 @@ export async function counted<T extends { $metadata?: { attempts?: number } }>(c
   }
 }
 
-/** The selected instances, sorted by instance id (the order every pass follows). */
-export async function listSelection(ec2: EC2Client, request: SnapshotRunRequest, count: CallCounter): Promise<Instance[]> {
-  const byId = new Map<string, Instance>();
+/**
+ * Streams the selected instances page by page, each once (EC2 may list an instance on two pages
+ * while its state changes), in EC2's order.
+ */
+export async function listSelectionPages(ec2: EC2Client, request: SnapshotRunRequest, count: CallCounter, onInstance: (instance: Instance) => void): Promise<void> {
+  const seen = new Set<string>();
   let token: string | undefined;
   do {
     const page = await counted(count, 'DescribeInstances', () => ec2.send(new DescribeInstancesCommand(buildDescribeInstancesInput(request, token))));
     for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-      // A repeated id (EC2 may list an instance on two pages while its state changes) counts once.
-      if (instance.InstanceId && matchesSelection(request, instance)) byId.set(instance.InstanceId, instance);
+      if (!instance.InstanceId || seen.has(instance.InstanceId) || !matchesSelection(request, instance)) continue;
+      seen.add(instance.InstanceId);
+      onInstance(instance);
     }
     token = page.NextToken;
   } while (token);
-  return sortById([...byId.values()]);
+}
+
+/** The selected instances, sorted by instance id (the order every pass follows). */
+export async function listSelection(ec2: EC2Client, request: SnapshotRunRequest, count: CallCounter): Promise<Instance[]> {
+  const instances: Instance[] = [];
+  await listSelectionPages(ec2, request, count, (i) => instances.push(i));
+  return sortById(instances);
 }
 
 /** Instances in instance-id order (plain code-unit order, the same on every machine). */

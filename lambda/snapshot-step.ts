@@ -12,7 +12,7 @@ import { CreateSnapshotsCommand, DescribeSnapshotsCommand, EC2Client, Instance, 
 import { buildCreateSnapshotsInput, buildDescribeOccurrenceSnapshotsInput, instancesWithSets, LOOKUP_BATCH_SIZE, PlannedInstance, planInstance } from './ec2-requests';
 import { ClassifiedError, classifyError, ErrorAction } from './error-codes';
 import { finishRun, Ledger, RunCursor, RunLog, startRetryPass } from './ledger';
-import { after, counted, listExcludedVolumes, listSelection } from './selection';
+import { after, counted, listExcludedVolumes, listSelection, listSelectionPages } from './selection';
 import { Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
 
 /** Tuning of the worker. Defaults follow EC2's documented limits; tests and the benchmark scale them. */
@@ -63,6 +63,8 @@ export interface StepEnvironment {
   readonly ec2Create: EC2Client;
   readonly log: RunLog;
   readonly settings: RunSettings;
+  /** CreateSnapshots calls per second the client paces to: with the step budget, it sizes a step's window. */
+  readonly createSnapshotsPerSecond: number;
   /** Milliseconds left in this invocation. */
   remainingMs(): number;
   now?(): number;
@@ -105,10 +107,38 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
   cursor.steps += 1;
 
   const excludedVolumes = await listExcludedVolumes(env.ec2, request, count);
-  const selection = await listSelection(env.ec2, request, count);
-  const todo = after(selection, cursor.after);
-  if (cursor.pass === 1 && cursor.after === '' && selection.length === 0) {
-    env.log.warn('no instance carries the selection tags: nothing to snapshot', { instanceTags: request.instanceTags });
+
+  // The step's window: the selected instances after the cursor, up to `windowEnd`, sized so the
+  // step can create their sets within its budget at the paced rate. With a window end from the
+  // previous step, the listing streams: calls start with the first page instead of after the last.
+  const windowSize = Math.max(s.concurrency, Math.floor((env.createSnapshotsPerSecond * s.stepBudgetMs) / 1000));
+  const todo: Instance[] = [];
+  const beyond: string[] = [];
+  let windowEnd = cursor.upto;
+  let listingDone = false;
+  let listingError: unknown;
+  let wake: (() => void) | undefined;
+  if (windowEnd === undefined) {
+    const selection = await listSelection(env.ec2, request, count);
+    const rest = after(selection, cursor.after);
+    todo.push(...rest.slice(0, windowSize));
+    beyond.push(...rest.slice(windowSize).map((i) => i.InstanceId!));
+    windowEnd = todo.length > 0 ? todo[todo.length - 1].InstanceId! : undefined;
+    listingDone = true;
+    if (cursor.pass === 1 && cursor.after === '' && selection.length === 0) {
+      env.log.warn('no instance carries the selection tags: nothing to snapshot', { instanceTags: request.instanceTags });
+    }
+  } else {
+    const end = windowEnd;
+    void listSelectionPages(env.ec2, request, count, (instance) => {
+      const id = instance.InstanceId!;
+      if (id > cursor.after && id <= end) {
+        todo.push(instance);
+        wake?.();
+      } else if (id > end) {
+        beyond.push(id);
+      }
+    }).then(() => { listingDone = true; wake?.(); }, (e) => { listingError = e; listingDone = true; wake?.(); });
   }
 
   async function findSets(ids: readonly string[]): Promise<Map<string, string[]>> {
@@ -122,19 +152,20 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     return instancesWithSets(request, occurrence, snapshots);
   }
 
-  // Look-ups of what the occurrence already has, one batch ahead of the calls.
-  const lookups = new Map<number, Promise<Map<string, string[]>>>();
+  // Look-ups of what the occurrence already has: one per batch of the window's instances as they
+  // are started (the window may still be growing while the listing streams), one batch ahead.
+  const lookupOf: Array<Promise<Map<string, string[]>>> = [];
+  let covered = 0;
   const lookupFor = (index: number): Promise<Map<string, string[]>> => {
-    const batch = Math.floor(index / LOOKUP_BATCH_SIZE);
-    for (const b of [batch, batch + 1]) {
-      if (!lookups.has(b) && b * LOOKUP_BATCH_SIZE < todo.length && !request.dryRun) {
-        const ids = todo.slice(b * LOOKUP_BATCH_SIZE, (b + 1) * LOOKUP_BATCH_SIZE).map((i) => i.InstanceId!);
-        const p = findSets(ids);
-        p.catch(() => undefined); // awaited (and reported) by the item that needs it
-        lookups.set(b, p);
-      }
+    if (request.dryRun) return Promise.resolve(new Map());
+    while (covered <= index || (covered < todo.length && covered < index + LOOKUP_BATCH_SIZE)) {
+      const batch = todo.slice(covered, covered + LOOKUP_BATCH_SIZE);
+      const p = findSets(batch.map((i) => i.InstanceId!));
+      p.catch(() => undefined); // awaited (and reported) by the items that need it
+      batch.forEach((_, k) => { lookupOf[covered + k] = p; });
+      covered += batch.length;
     }
-    return lookups.get(batch) ?? Promise.resolve(new Map());
+    return lookupOf[index];
   };
 
   /** First visit of an instance in this pass: already done, not to be done, or planned. */
@@ -251,18 +282,15 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     return create(item);
   }
 
-  // The loop: start instances in order while the step's budget lasts; retry or look again when due.
+  // The loop: start the window's instances as they come; retry or look again when due.
   const waiting: WorkItem[] = [];
   const inFlight = new Set<Promise<void>>();
   let nextIndex = 0;
   let halt: ClassifiedError | undefined;
-  let wake: (() => void) | undefined;
+  const failures: unknown[] = [];
   const hardStop = () => env.remainingMs() < s.reserveMs;
-  // Every step starts at least `concurrency` instances, so that a run always progresses even
-  // when listing the selection takes longer than the step's budget.
-  const mayStartNew = () => !halt && !hardStop() && (nextIndex < s.concurrency || now() - stepStart < s.stepBudgetMs);
+  const mayStart = () => !halt && !hardStop() && listingError === undefined;
 
-  const failedSteps: unknown[] = [];
   const run = (item: WorkItem) => {
     const p: Promise<void> = advance(item).then((next) => {
       if (next.kind === 'again') {
@@ -275,9 +303,7 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     }, (e) => {
       // A look-up that failed after the SDK's retries: the step cannot tell what exists. Stop
       // starting anything; the workflow repeats the step after DescribeSnapshots has settled.
-      // Recorded here, before `finally` wakes the loop: the loop must not end the step without it.
-      halt ??= { action: ErrorAction.FAIL, code: 'LookupFailed', message: String(e) };
-      failedSteps.push(e);
+      failures.push(e);
     }).finally(() => {
       inFlight.delete(p);
       wake?.();
@@ -287,35 +313,35 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
 
   for (;;) {
     const t = now();
-    const due = waiting.filter((w) => w.notBefore <= t).sort((a, b) => a.index - b.index);
     let started = false;
-    if (!hardStop() && !halt) {
+    if (mayStart() && failures.length === 0) {
+      const due = waiting.filter((w) => w.notBefore <= t).sort((a, b) => a.index - b.index);
       for (const d of due) {
         if (inFlight.size >= s.concurrency) break;
         waiting.splice(waiting.indexOf(d), 1);
         run(d);
         started = true;
       }
-      while (inFlight.size < s.concurrency && nextIndex < todo.length && mayStartNew()) {
+      while (inFlight.size < s.concurrency && nextIndex < todo.length) {
         run({ index: nextIndex, instance: todo[nextIndex], attempts: 0, throttles: 0, notBefore: 0 });
         nextIndex++;
         started = true;
       }
     }
     if (started) continue;
-    const moreToStart = nextIndex < todo.length && mayStartNew();
-    if (inFlight.size === 0 && (waiting.length === 0 || hardStop() || halt) && !moreToStart) break;
+    const stopping = !mayStart() || failures.length > 0;
+    const moreToCome = !stopping && (!listingDone || nextIndex < todo.length);
+    if (inFlight.size === 0 && !moreToCome && (waiting.length === 0 || stopping)) break;
+    // Sleep until a call ends, a page arrives, the next waiting instance is due, or time runs low.
     const nextDue = waiting.length > 0 ? Math.min(...waiting.map((w) => w.notBefore)) - t : 60_000;
     await new Promise<void>((resolve) => {
-      wake = resolve;
       const timer = setTimeout(resolve, Math.max(0, Math.min(nextDue, env.remainingMs() - s.reserveMs, 60_000)));
-      const done = () => clearTimeout(timer);
-      wake = () => { done(); resolve(); };
+      wake = () => { clearTimeout(timer); resolve(); };
     });
     wake = undefined;
   }
-  if (failedSteps.length > 0) {
-    throw failedSteps[0];
+  if (failures.length > 0 || listingError !== undefined) {
+    throw failures[0] ?? listingError;
   }
 
   // Started but unresolved when the invocation ran out of time: reported for this pass; the next
@@ -327,19 +353,23 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
       detail: `unresolved when the step ran out of time${error ? ` (last answer: ${error.message})` : ''}; a later pass looks for its set first`,
     });
   }
-  if (nextIndex > 0) cursor.after = todo[nextIndex - 1].InstanceId!;
-
-  const remaining = todo.slice(nextIndex);
-  if (halt && remaining.length > 0) {
-    for (const instance of remaining) {
-      if (cursor.pass === 1) cursor.counts.selected++;
-      ledger.record(instance.InstanceId!, 'not-attempted', { code: halt.code, detail: `not attempted after ${halt.code}: ${halt.message}` });
-    }
-    cursor.after = remaining[remaining.length - 1].InstanceId!;
+  // Not started: after a quota error, every instance left in the pass; after running out of time,
+  // the rest of the window (a later pass takes them).
+  const unstarted = todo.slice(nextIndex).map((i) => i.InstanceId!);
+  if (halt) unstarted.push(...beyond);
+  for (const id of unstarted) {
+    if (cursor.pass === 1) cursor.counts.selected++;
+    ledger.record(id, 'not-attempted', halt
+      ? { code: halt.code, detail: `not attempted after ${halt.code}: ${halt.message}` }
+      : { code: 'StepOutOfTime', detail: 'the step ran out of time before it could start this instance; a later pass takes it' });
   }
   if (halt) cursor.halted = halt.code;
 
-  const passDone = halt !== undefined || nextIndex >= todo.length;
+  // The next window: the instances after this one, up to the window size.
+  beyond.sort();
+  if (windowEnd !== undefined) cursor.after = windowEnd;
+  cursor.upto = halt || beyond.length === 0 ? undefined : beyond[Math.min(windowSize, beyond.length) - 1];
+  const passDone = halt !== undefined || cursor.upto === undefined;
   if (!passDone) {
     cursor.phase = WORKFLOW.phaseSnapshot;
   } else if (!halt && ledger.unfinishedInPass() > 0 && cursor.pass < s.maxPasses && !request.dryRun) {
@@ -348,6 +378,6 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
   } else {
     finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
   }
-  env.log.info('step finished', { pass: cursor.pass, step: cursor.steps, after: cursor.after, phase: cursor.phase, handled: nextIndex, durationMs: now() - stepStart });
+  env.log.info('step finished', { pass: cursor.pass, step: cursor.steps, after: cursor.after, phase: cursor.phase, window: todo.length, durationMs: now() - stepStart });
   return cursor;
 }

@@ -177,16 +177,15 @@ export function makeWorker(deps: WorkerDependencies) {
       return cursor;
     }
     try {
-      const clients = deps.createClients({
-        ...clientOptionsFromEnv(deps.env, request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND),
-        createSnapshotsBucket: cursor.bucket,
-      });
+      const clientOptions = clientOptionsFromEnv(deps.env, request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND);
+      const clients = deps.createClients({ ...clientOptions, createSnapshotsBucket: cursor.bucket });
       try {
         const next = await runSnapshotStep(request, occurrence, cursor, {
           ec2: clients.ec2,
           ec2Create: clients.ec2Create,
           log,
           settings: deps.settings,
+          createSnapshotsPerSecond: clientOptions.createSnapshotsPerSec!,
           remainingMs: () => context.getRemainingTimeInMillis(),
           now,
         });
