@@ -279,7 +279,7 @@ export class InstanceSnapshotSchedule extends Construct {
     this.scheduleId = this.node.path;
     const idProblems = checkScheduleId(this.scheduleId, 'the construct path');
     if (idProblems.length > 0) {
-      throw new Error(`${idProblems[0].message} (the path is the snapshots' "${SCHEDULE_TAG}" tag value)`);
+      throw new Error(idProblems[0].message);
     }
     if (props.dryRun) {
       Annotations.of(this).addWarningV2('cdk-instance-snapshots:dryRun',
@@ -306,6 +306,8 @@ export class InstanceSnapshotSchedule extends Construct {
     };
     // Text, not an object, in the definition: a tag key ending in ".$" stays a tag key.
     const requestJson = stack.toJsonString(request);
+    // toJsonString always returns a token: resolved, it is plain text unless props hold tokens.
+    const resolvedRequest: unknown = stack.resolve(requestJson);
 
     const workerPolicy = new iam.PolicyDocument({ statements: this.workerStatements(props) });
     this.workerRole = new iam.Role(this, 'WorkerRole', {
@@ -332,7 +334,7 @@ export class InstanceSnapshotSchedule extends Construct {
         POWERTOOLS_SERVICE_NAME: 'cdk-instance-snapshots',
         POWERTOOLS_METRICS_NAMESPACE: 'CdkInstanceSnapshots',
         // The worker refuses any request but this schedule's (skipped when props hold tokens).
-        ...(Token.isUnresolved(requestJson) ? {} : { REQUEST_SHA256: requestSha256(request) }),
+        ...(typeof resolvedRequest === 'string' ? { REQUEST_SHA256: requestSha256(JSON.parse(resolvedRequest)) } : {}),
       },
     });
 

@@ -17,7 +17,7 @@ function withoutSalt(value: any): any {
 }
 
 describe('integration test app', () => {
-  const { app, stack, request } = buildIntegApp(new App());
+  const { app, stack, execution } = buildIntegApp(new App());
   const stacks = app.node.findAll().filter(Stack.isStack);
 
   test('has the test case stack and the assertions stack', () => {
@@ -31,11 +31,30 @@ describe('integration test app', () => {
     expect(withoutSalt(Template.fromStack(s).toJSON())).toMatchSnapshot();
   });
 
-  test('invokes the handler with what the schedule would send for one run', () => {
-    const [schedule] = Object.values(Template.fromStack(stack).findResources('AWS::Scheduler::Schedule'));
-    const input = JSON.parse(schedule.Properties.Target.Input);
-    expect(input.executionId).toEqual('<aws.scheduler.execution-id>');
-    expect(input.scheduledTime).toEqual('<aws.scheduler.scheduled-time>');
-    expect(request).toEqual({ ...input, executionId: EXECUTION_ID, scheduledTime: SCHEDULED_TIME });
+  test('GIVEN the integration test WHEN it starts the workflow THEN it sends what the schedule would send for one run', () => {
+    const template = Template.fromStack(stack);
+    const [target] = Object.values(template.findResources('AWS::Scheduler::Schedule')).map((r) => r.Properties.Target);
+    const [stateMachineId] = Object.keys(template.findResources('AWS::StepFunctions::StateMachine'));
+    // the target input with the state machine's ARN as a reference and the context attributes filled in
+    const parts: any[] = target.Input['Fn::Join'][1];
+    expect(parts[1]).toEqual({ Ref: stateMachineId });
+    const fill = (text: string) => text
+      .replace(/<aws\.scheduler\.execution-id>/g, EXECUTION_ID)
+      .replace(/<aws\.scheduler\.scheduled-time>/g, SCHEDULED_TIME);
+    const scheduled = JSON.parse(fill(`${parts[0]}STATE MACHINE${parts[2]}`));
+    expect(scheduled.StateMachineArn).toBe('STATE MACHINE');
+    expect(execution.name).toBe(scheduled.Name);
+    expect(execution.input).toEqual(JSON.parse(scheduled.Input));
+  });
+
+  test('GIVEN the assertions stack WHEN synthesized THEN it starts the schedule\'s state machine with that name and input', () => {
+    const assertions = stacks.find((s) => s !== stack)!;
+    const [start] = Object.values(Template.fromStack(assertions).findResources('Custom::DeployAssert@SdkCallSFNStartExecution'));
+    // integ-tests sends each parameter as JSON text
+    expect(start.Properties.parameters.stateMachineArn).toEqual({
+      'Fn::Join': ['', ['"', { 'Fn::ImportValue': expect.stringMatching(/^SnapshotScheduleInteg:ExportsOutputRefNightlyWorkflow/) }, '"']],
+    });
+    expect(JSON.parse(start.Properties.parameters.name)).toBe(execution.name);
+    expect(JSON.parse(JSON.parse(start.Properties.parameters.input))).toEqual(execution.input);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Integration test: a small tagged instance with a second EBS volume, an InstanceSnapshotSchedule
- * that selects it by tag (schedule disabled), then assertions that invoke the handler with the
- * request the schedule would send and find the two snapshots, tagged as the library tags them.
+ * that selects it by tag (schedule disabled), then assertions that start the schedule's workflow
+ * as the schedule would (execution name and input), wait for the execution to succeed with one set
+ * created, and find the two snapshots, tagged as the library tags them.
  *
  * Against an AWS account (the instance goes to the Region's default VPC, so one must exist):
  *
@@ -20,9 +21,9 @@ import { InstanceSnapshotSchedule } from '../src';
 import {
   EXECUTION_ID_TAG,
   INSTANCE_ID_TAG,
-  REQUEST_VERSION,
   SCHEDULE_TAG,
   SCHEDULED_TIME_TAG,
+  ScheduledRunInput,
 } from '../src/private/request-contract';
 
 /** The run the assertions start by hand: fixed, so the snapshots can be found by their tags. */
@@ -55,38 +56,35 @@ export function buildIntegApp(app: App = new App()) {
     snapshotTags: SNAPSHOT_TAGS,
   });
 
-  // What the schedule would send for one run (test/integ-snapshot-schedule.test.ts checks that it
+  // What the schedule would start for one run (test/integ-snapshot-schedule.test.ts checks that it
   // equals the schedule's target input), with a fixed execution id and scheduled time.
-  const request = {
-    version: REQUEST_VERSION,
-    scheduleId: schedule.scheduleId,
-    executionId: EXECUTION_ID,
-    scheduledTime: SCHEDULED_TIME,
-    instanceTags: { [SELECTING_TAG.key]: [SELECTING_TAG.value] },
-    excludeBootVolume: false,
-    excludeDataVolumeIds: [],
-    excludeDataVolumeTags: {},
-    description: DESCRIPTION,
-    snapshotTags: SNAPSHOT_TAGS,
-    dryRun: false,
-  };
+  const input: ScheduledRunInput = { scheduledTime: SCHEDULED_TIME, schedulerExecutionId: EXECUTION_ID };
+  const execution = { name: EXECUTION_ID, input };
 
   const integ = new IntegTest(app, 'SnapshotScheduleIntegTest', {
     testCases: [stack],
     diffAssets: false,
   });
 
-  const run = integ.assertions.invokeFunction({
-    functionName: schedule.handler.functionName,
-    payload: JSON.stringify(request),
+  const start = integ.assertions.awsApiCall('SFN', 'StartExecution', {
+    stateMachineArn: schedule.stateMachine.stateMachineArn,
+    name: execution.name,
+    input: JSON.stringify(execution.input),
   });
+  // The run: Prepare, ClaimOccurrence, worker steps (a pass may wait 5 minutes for pending
+  // snapshots), then RunSucceeded with the summary as the output.
+  const run = integ.assertions.awsApiCall('SFN', 'DescribeExecution', { executionArn: start.getAttString('executionArn') });
   run.expect(ExpectedResult.objectLike({
-    StatusCode: 200,
-    Payload: Match.serializedJson(Match.objectLike({
-      status: 'completed',
-      totals: { counts: { selected: 1, created: 1, failed: 0, notAttempted: 0 } },
+    status: 'SUCCEEDED',
+    output: Match.serializedJson(Match.objectLike({
+      scheduleId: schedule.scheduleId,
+      scheduledTime: SCHEDULED_TIME,
+      executionName: EXECUTION_ID,
+      result: 'succeeded',
+      counts: Match.objectLike({ selected: 1, created: 1, failed: 0, notAttempted: 0 }),
     })),
-  }));
+  })).waitForAssertions({ totalTimeout: Duration.minutes(30), interval: Duration.seconds(30) });
+  start.next(run);
 
   // The set: one snapshot per volume (root and /dev/sdf), found by every tag it must carry.
   const expectedTags: Record<string, string> = {
@@ -105,7 +103,7 @@ export function buildIntegApp(app: App = new App()) {
     .waitForAssertions({ totalTimeout: Duration.minutes(5), interval: Duration.seconds(15) });
   run.next(snapshots);
 
-  return { app, stack, instance, schedule, request, integ };
+  return { app, stack, instance, schedule, execution, integ };
 }
 
 if (require.main === module) {

@@ -1,5 +1,6 @@
 /**
- * cdk-nag's AwsSolutions pack over a stack that uses a fully configured InstanceSnapshotSchedule.
+ * cdk-nag's AwsSolutions pack over a stack that uses a fully configured InstanceSnapshotSchedule and a
+ * default one.
  *
  * cdk-nag 3 is a policy-validation plugin: `Validations.of(app).addPlugins(new AwsSolutionsChecks(app))`,
  * and findings are acknowledged with aws-cdk-lib's own `Validations.of(scope).acknowledge({ id, reason })`
@@ -9,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { App, CfnResource, Duration, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -18,8 +20,9 @@ import { fullProps } from './support/full-props';
 
 const STACK = 'NagStack';
 const SCHEDULE = 'Nightly';
-/** The id of the handler construct shared by every schedule of a stack (fixed: it is API). */
-const HANDLER = 'InstanceSnapshotScheduleHandler';
+const SECOND_SCHEDULE = 'Weekly';
+/** The id of the construct that holds what every schedule of a stack shares (fixed: it is API). */
+const SHARED = 'InstanceSnapshotScheduleShared';
 
 /** One finding: the rule id (with its bracketed finding) and the construct path it is reported on. */
 interface Finding {
@@ -27,32 +30,52 @@ interface Finding {
   readonly path: string;
 }
 
+/** A wildcard that AWS forces: where cdk-nag reports it, where the construct acknowledges it, and why. */
+interface ForcedFinding extends Finding {
+  readonly acknowledgedOn: string;
+  readonly reason: string;
+}
+
+const DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
+const WORKFLOW_REASON = 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords, xray:GetSampling*) and Step Functions log delivery (logs:CreateLogDelivery and friends) support no resource-level permissions: "*" is the only resource IAM accepts.';
+
 /**
- * What the construct is expected to produce: wildcards that EC2 forces, each with the reason a
- * reviewer needs. Nothing else may appear.
+ * What one schedule is expected to produce: wildcards that EC2, X-Ray and CloudWatch Logs force,
+ * each with the reason a reviewer needs. Nothing else may appear.
  */
-function forcedFindings(region: string, account: string): Array<Finding & { reason: string }> {
-  const policy = `${STACK}/${SCHEDULE}/HandlerPolicy/Resource`;
+function forcedFindings(schedule: string, region: string, account: string): ForcedFinding[] {
+  const workerRole = `${STACK}/${schedule}/WorkerRole`;
+  const workflow = `${STACK}/${schedule}/Workflow`;
   return [
     {
       id: 'AwsSolutions-IAM5[Resource::*]',
-      path: `${STACK}/${HANDLER}/DescribePolicy/Resource`,
-      reason: 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.',
+      path: `${workerRole}/Resource`,
+      acknowledgedOn: workerRole,
+      reason: DESCRIBE_REASON,
     },
     {
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*]`,
-      path: policy,
+      path: `${workerRole}/Resource`,
+      acknowledgedOn: workerRole,
       reason: 'Instances are selected by tag at run time, so their ids are unknown at deploy time; the statement is limited by aws:ResourceTag conditions on the selecting tags.',
     },
     {
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}:${account}:volume/*]`,
-      path: policy,
+      path: `${workerRole}/Resource`,
+      acknowledgedOn: workerRole,
       reason: 'CreateSnapshots snapshots the volumes attached to a selected instance, whose ids are unknown at deploy time; the instance statement limits which instances are snapshotted.',
     },
     {
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}::snapshot/*]`,
-      path: policy,
+      path: `${workerRole}/Resource`,
+      acknowledgedOn: workerRole,
       reason: 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions.',
+    },
+    {
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      path: `${workflow}/Role/DefaultPolicy/Resource`,
+      acknowledgedOn: workflow,
+      reason: WORKFLOW_REASON,
     },
   ];
 }
@@ -62,7 +85,7 @@ const ENVIRONMENTS: Array<[string, StackProps, string, string]> = [
   ['a stack with account and region', { env: { account: '123456789012', region: 'eu-central-1' } }, 'eu-central-1', '123456789012'],
 ];
 
-/** The user's side: a stack with a properly configured dead-letter queue and a schedule group. */
+/** The user's side: a stack with a properly configured dead-letter queue, a schedule group and a log group. */
 function userStack(app: App, stackProps: StackProps) {
   const stack = new Stack(app, STACK, stackProps);
   const deadLetterQueue = new sqs.Queue(stack, 'SnapshotRunsDlq', {
@@ -77,7 +100,16 @@ function userStack(app: App, stackProps: StackProps) {
     reason: 'This queue is the dead-letter queue of an EventBridge Scheduler target (DeadLetterConfig), which cdk-nag does not recognize as one.',
   });
   const scheduleGroup = new scheduler.ScheduleGroup(stack, 'SnapshotGroup', { scheduleGroupName: 'snapshots' });
-  return { stack, deadLetterQueue, scheduleGroup };
+  const logGroup = new logs.LogGroup(stack, 'SnapshotLogs', { retention: logs.RetentionDays.ONE_YEAR });
+  return { stack, deadLetterQueue, scheduleGroup, logGroup };
+}
+
+/** The user's two schedules: one with every prop set, one with the defaults. */
+function addSchedules(user: ReturnType<typeof userStack>): InstanceSnapshotSchedule[] {
+  return [
+    new InstanceSnapshotSchedule(user.stack, SCHEDULE, fullProps(user.deadLetterQueue, user.scheduleGroup, user.logGroup)),
+    new InstanceSnapshotSchedule(user.stack, SECOND_SCHEDULE, { instanceTags: { Backup: ['weekly'] } }),
+  ];
 }
 
 /** Synthesizes with the AwsSolutions pack and returns its unacknowledged findings. */
@@ -90,7 +122,11 @@ function nagFindings(app: App): Finding[] {
     .filter((r: any) => r.pluginName === pack.name)
     .flatMap((r: any) => r.violations)
     .flatMap((v: any) => v.violatingConstructs.map((c: any) => ({ id: v.ruleName, path: c.constructPath })))
-    .sort((a: Finding, b: Finding) => `${a.id} ${a.path}`.localeCompare(`${b.id} ${b.path}`));
+    .sort(byIdAndPath);
+}
+
+function byIdAndPath(a: Finding, b: Finding): number {
+  return `${a.id} ${a.path}`.localeCompare(`${b.id} ${b.path}`);
 }
 
 function newApp(): App {
@@ -102,64 +138,83 @@ function newApp(): App {
 }
 
 /** The acknowledgements recorded on `scope` and below: rule id -> reason, by construct path. */
-function acknowledgementsUnder(scope: IConstruct): Array<Finding & { reason: string }> {
+function acknowledgementsUnder(scope: IConstruct): Array<{ id: string; acknowledgedOn: string; reason: string }> {
   return scope.node.findAll().flatMap((c) => c.node.metadata
     .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
     .flatMap((m) => Object.entries(m.data as Record<string, string>)
       // aws-cdk-lib records ids without a plugin prefix as `Annotation::<id>`.
-      .map(([id, reason]) => ({ id: id.replace(/^annotation::/i, ''), path: c.node.path, reason }))));
+      .map(([id, reason]) => ({ id: id.replace(/^annotation::/i, ''), acknowledgedOn: c.node.path, reason }))));
 }
 
 describe.each(ENVIRONMENTS)('AwsSolutions pack over %s', (_name, stackProps, region, account) => {
-  const forced = forcedFindings(region, account);
+  const forced = [SCHEDULE, SECOND_SCHEDULE].flatMap((s) => forcedFindings(s, region, account));
 
-  test('a user\'s nag run is clean without acknowledging anything of the construct', () => {
-    // GIVEN a user who acknowledges only their own queue, a fully configured schedule, and a
-    // second schedule, which shares the handler
+  afterEach(() => jest.restoreAllMocks());
+
+  test('GIVEN a user who acknowledges only their own queue WHEN nag runs over two schedules THEN it finds nothing', () => {
+    // GIVEN
     const app = newApp();
-    const { stack, deadLetterQueue, scheduleGroup } = userStack(app, stackProps);
-    new InstanceSnapshotSchedule(stack, SCHEDULE, fullProps(deadLetterQueue, scheduleGroup));
-    new InstanceSnapshotSchedule(stack, 'Weekly', { instanceTags: { Backup: ['weekly'] } });
+    addSchedules(userStack(app, stackProps));
 
     // WHEN
     const findings = nagFindings(app);
 
-    // THEN (with the next test: every finding is a forced wildcard that the construct acknowledges,
-    // under the id cdk-nag writes)
+    // THEN
     expect(findings).toEqual([]);
   });
 
-  test('the construct acknowledges exactly the wildcards EC2 forces, each on its own policy with a written reason', () => {
-    // GIVEN
-    const { stack, deadLetterQueue, scheduleGroup } = userStack(newApp(), stackProps);
-    const schedule = new InstanceSnapshotSchedule(stack, SCHEDULE, fullProps(deadLetterQueue, scheduleGroup));
+  test('GIVEN the construct\'s acknowledgements switched off WHEN nag runs THEN it finds exactly the forced wildcards', () => {
+    // GIVEN the user's own acknowledgement, then the schedules with Validations.acknowledge a no-op
+    const app = newApp();
+    const user = userStack(app, stackProps);
+    jest.spyOn(Validations.prototype, 'acknowledge').mockImplementation(() => undefined);
+    addSchedules(user);
+    jest.restoreAllMocks();
 
     // WHEN
-    const acknowledged = [schedule, stack.node.findChild(HANDLER)].flatMap(acknowledgementsUnder);
+    const findings = nagFindings(app);
 
-    // THEN (acknowledgements sit on the policy construct; findings on its CfnResource child)
-    expect(acknowledged.map((a) => ({ id: a.id, path: `${a.path}/Resource`, reason: a.reason })).sort((a, b) => a.id.localeCompare(b.id)))
-      .toEqual([...forced].sort((a, b) => a.id.localeCompare(b.id)));
+    // THEN every acknowledgement answers a real finding, and nothing else is found
+    expect(findings).toEqual(forced.map(({ id, path: p }) => ({ id, path: p })).sort(byIdAndPath));
+  });
+
+  test('GIVEN two schedules WHEN their acknowledgements are read THEN each forced wildcard is acknowledged once, where it arises, with a written reason', () => {
+    // GIVEN
+    const user = userStack(newApp(), stackProps);
+    addSchedules(user);
+
+    // WHEN
+    const acknowledged = [...addedScopes(user.stack)].flatMap(acknowledgementsUnder);
+
+    // THEN
+    const key = (a: { id: string; acknowledgedOn: string }) => `${a.id} ${a.acknowledgedOn}`;
+    expect(acknowledged.sort((a, b) => key(a).localeCompare(key(b))))
+      .toEqual(forced.map(({ id, acknowledgedOn, reason }) => ({ id, acknowledgedOn, reason })).sort((a, b) => key(a).localeCompare(key(b))));
   });
 });
 
+/** The constructs the library adds to a user's stack: the schedules and the shared resources. */
+function addedScopes(stack: Stack): IConstruct[] {
+  return [SCHEDULE, SECOND_SCHEDULE, SHARED].map((id) => stack.node.findChild(id));
+}
+
 describe('what the construct creates', () => {
-  test('lives inside its own scope or the shared handler construct', () => {
+  test('GIVEN a user\'s stack WHEN two schedules are added THEN everything lives inside the schedules or the shared construct', () => {
     // GIVEN a user's stack
     const app = new App();
-    const { stack, deadLetterQueue, scheduleGroup } = userStack(app, {});
+    const user = userStack(app, {});
+    const { stack } = user;
     const userConstructs = stack.node.findAll().map((c) => c.node.path);
     const stackChildren = stack.node.children.map((c) => c.node.id);
 
     // WHEN two schedules are added
-    new InstanceSnapshotSchedule(stack, SCHEDULE, fullProps(deadLetterQueue, scheduleGroup));
-    new InstanceSnapshotSchedule(stack, 'Weekly', { instanceTags: { Backup: ['weekly'] } });
+    addSchedules(user);
 
-    // THEN the stack gains the two schedules and one shared handler, nothing else
-    expect(stack.node.children.map((c) => c.node.id)).toEqual([...stackChildren, SCHEDULE, HANDLER, 'Weekly']);
+    // THEN the stack gains the two schedules and one shared construct, nothing else
+    expect(stack.node.children.map((c) => c.node.id)).toEqual([...stackChildren, SCHEDULE, SHARED, SECOND_SCHEDULE]);
     expect(app.node.children).toEqual([stack]);
-    // the user's constructs (queue, group) gain no children (no queue policy, no grants on them)
-    const ours = [`${STACK}/${SCHEDULE}`, `${STACK}/Weekly`, `${STACK}/${HANDLER}`];
+    // the user's constructs (queue, group, log group) gain no children (no queue policy, no grants on them)
+    const ours = [SCHEDULE, SECOND_SCHEDULE, SHARED].map((id) => `${STACK}/${id}`);
     const inside = (p: string) => ours.some((scope) => p === scope || p.startsWith(`${scope}/`));
     expect(stack.node.findAll().map((c) => c.node.path).filter((p) => !inside(p))).toEqual(userConstructs);
     // and every resource comes from one of those scopes or from the user
@@ -168,6 +223,7 @@ describe('what the construct creates', () => {
       `${STACK}/SnapshotRunsDlq/Resource`,
       `${STACK}/SnapshotRunsDlq/Policy/Resource`,
       `${STACK}/SnapshotGroup/Resource`,
+      `${STACK}/SnapshotLogs/Resource`,
     ]);
   });
 });

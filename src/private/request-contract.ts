@@ -143,7 +143,8 @@ const MAX_SHOWN = 120;
 
 /** A value as error messages show it: JSON, cut to `MAX_SHOWN` characters. */
 export function show(value: unknown): string {
-  const text = value === undefined ? 'undefined' : JSON.stringify(value) ?? String(value);
+  // JSON writes NaN and Infinity as null: say what they are.
+  const text = value === undefined || (typeof value === 'number' && !Number.isFinite(value)) ? String(value) : JSON.stringify(value) ?? String(value);
   return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}...` : text;
 }
 

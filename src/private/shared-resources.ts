@@ -32,8 +32,7 @@ export class SharedResources extends Construct {
    */
   public readonly lockTable: dynamodb.Table;
 
-  /** Where workers and workflows log unless a schedule brings its own log group. */
-  public readonly logGroup: logs.LogGroup;
+  private defaultLogGroup?: logs.LogGroup;
 
   private constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -45,9 +44,17 @@ export class SharedResources extends Construct {
       // Locks only guard against duplicate deliveries; nothing of value is lost with the stack.
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
+  }
+
+  /**
+   * Where workers and workflows log unless a schedule brings its own log group. Created on first
+   * use, so a stack whose schedules all bring one has no unused (retained) log group.
+   */
+  public get logGroup(): logs.LogGroup {
+    this.defaultLogGroup ??= new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.THREE_MONTHS,
     });
+    return this.defaultLogGroup;
   }
 }
 

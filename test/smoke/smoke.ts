@@ -6,9 +6,10 @@
  *    assets/, .jsii, API.md, README.md, LICENSE and package.json.
  * 2. Install the tarball, with the aws-cdk-lib and constructs versions of our package.json, into a
  *    fresh app folder (no esbuild anywhere it can resolve from).
- * 3. Synthesize a stack using InstanceSnapshotSchedule in plain Node (consumer-app.js) and check
- *    that the template's Lambda code is an asset whose folder holds the shipped index.js, byte for
- *    byte our assets/lambda/snapshot-handler/index.js.
+ * 3. Synthesize a stack using InstanceSnapshotSchedule in plain Node (consumer-app.js; it checks
+ *    that the stack has the schedule's state machine and worker) and check that the template's
+ *    Lambda code is an asset whose folder holds the shipped index.js, byte for byte our
+ *    assets/lambda/worker/index.js.
  *
  * Set KEEP_SMOKE=1 to keep the temporary folder.
  */
@@ -18,12 +19,12 @@ import * as os from 'os';
 import * as path from 'path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const HANDLER_BUNDLE = 'assets/lambda/snapshot-handler/index.js';
+const WORKER_BUNDLE = 'assets/lambda/worker/index.js';
 
 /** What may ship in the npm package: anything else fails the smoke test. */
 const ALLOWED = [/^lib\/.+\.(js|d\.ts)$/, /^assets\//, /^\.jsii$/, /^API\.md$/, /^README\.md$/, /^LICENSE$/, /^package\.json$/];
 /** What must ship. */
-const REQUIRED = ['lib/index.js', 'lib/index.d.ts', HANDLER_BUNDLE, '.jsii', 'README.md', 'LICENSE', 'package.json'];
+const REQUIRED = ['lib/index.js', 'lib/index.d.ts', WORKER_BUNDLE, '.jsii', 'README.md', 'LICENSE', 'package.json'];
 
 const problems: string[] = [];
 const check = (ok: boolean, message: string) => {
@@ -42,7 +43,7 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 }
 
 function main(): void {
-  for (const file of ['lib/index.js', '.jsii', HANDLER_BUNDLE]) {
+  for (const file of ['lib/index.js', '.jsii', WORKER_BUNDLE]) {
     if (!fs.existsSync(path.join(ROOT, file))) {
       throw new Error(`${file} is missing: run \`npx projen compile\` and \`npx projen bundle\` first`);
     }
@@ -83,14 +84,15 @@ function main(): void {
     delete env.NODE_PATH;
     delete env.NODE_OPTIONS;
     const output = run(process.execPath, ['consumer-app.js', outdir], app, env);
-    const resolved: string = JSON.parse(output.trim().split('\n').pop()!).resolved;
+    const consumer: { resolved: string; stateMachine: string; worker: string } = JSON.parse(output.trim().split('\n').pop()!);
+    const resolved = consumer.resolved;
     check(resolved.startsWith(path.join(app, 'node_modules', 'cdk-instance-snapshots') + path.sep),
       `cdk-instance-snapshots resolved to ${resolved}, not to the installed tarball`);
-    step('synthesized SmokeStack in plain Node');
+    step(`synthesized SmokeStack in plain Node: state machine ${consumer.stateMachine}, worker ${consumer.worker}`);
 
     const template = JSON.parse(fs.readFileSync(path.join(outdir, 'SmokeStack.template.json'), 'utf8'));
-    const functions = Object.values(template.Resources as Record<string, any>).filter((r) => r.Type === 'AWS::Lambda::Function');
-    check(functions.length === 1, `expected one Lambda function in the template, got: ${functions.length}`);
+    const functions = Object.entries(template.Resources as Record<string, any>).filter(([, r]) => r.Type === 'AWS::Lambda::Function').map(([id, r]) => ({ id, ...r }));
+    check(functions.length === 1 && functions[0].id === consumer.worker, `expected the worker ${consumer.worker} as the one Lambda function in the template, got: ${JSON.stringify(functions.map((f) => f.id))}`);
     const s3Key: string = functions[0]?.Properties?.Code?.S3Key ?? '';
     const hash = /^([0-9a-f]{64})\.zip$/.exec(s3Key)?.[1];
     check(hash !== undefined, `the Lambda code is not a file asset: ${JSON.stringify(functions[0]?.Properties?.Code)}`);
@@ -102,10 +104,10 @@ function main(): void {
       const files = fs.readdirSync(folder);
       check(files.length === 1 && files[0] === 'index.js', `the asset folder ${source.path} holds ${JSON.stringify(files)}, not just index.js`);
       const shippedBundle = fs.readFileSync(path.join(folder, 'index.js'));
-      const ourBundle = fs.readFileSync(path.join(ROOT, HANDLER_BUNDLE));
-      check(shippedBundle.equals(ourBundle), `the asset's index.js (${shippedBundle.length} bytes) differs from ${HANDLER_BUNDLE} (${ourBundle.length} bytes)`);
+      const ourBundle = fs.readFileSync(path.join(ROOT, WORKER_BUNDLE));
+      check(shippedBundle.equals(ourBundle), `the asset's index.js (${shippedBundle.length} bytes) differs from ${WORKER_BUNDLE} (${ourBundle.length} bytes)`);
     }
-    step(`the Lambda code is asset ${hash?.slice(0, 12)}…, whose index.js is ${HANDLER_BUNDLE}`);
+    step(`the Lambda code is asset ${hash?.slice(0, 12)}…, whose index.js is ${WORKER_BUNDLE}`);
   } finally {
     if (process.env.KEEP_SMOKE) {
       console.log(`smoke: kept ${work}`);

@@ -1,9 +1,10 @@
 import { Duration, TimeZone } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { CopyTagsFromSource, InstanceSnapshotScheduleProps } from '../../src';
 
-/** Every prop set to a non-default value, but the two that need constructs of their own. */
+/** Every prop set to a non-default value, but the three that need constructs of their own. */
 export const FULL_PROPS = {
   instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
   schedule: scheduler.ScheduleExpression.cron({ hour: '2', minute: '30', timeZone: TimeZone.EUROPE_BERLIN }),
@@ -20,12 +21,17 @@ export const FULL_PROPS = {
   timeWindow: scheduler.TimeWindow.flexible(Duration.minutes(30)),
   maxEventAge: Duration.hours(2),
   retryAttempts: 10,
+  createSnapshotsPerSecond: 20,
 } satisfies InstanceSnapshotScheduleProps;
 
 /**
  * Every prop of InstanceSnapshotSchedule, shared by the construct, contract and nag tests.
  * `Required<>` makes the type-check fail when a new prop is not covered.
  */
-export function fullProps(deadLetterQueue: sqs.IQueue, scheduleGroup: scheduler.IScheduleGroup): Required<InstanceSnapshotScheduleProps> {
-  return { ...FULL_PROPS, deadLetterQueue, scheduleGroup };
+export function fullProps(
+  deadLetterQueue: sqs.IQueue,
+  scheduleGroup: scheduler.IScheduleGroup,
+  logGroup: logs.ILogGroup,
+): Required<InstanceSnapshotScheduleProps> {
+  return { ...FULL_PROPS, deadLetterQueue, scheduleGroup, logGroup };
 }

@@ -1,0 +1,197 @@
+/**
+ * A large stack: 40 schedules with realistic selections, every default on. Checks the limits a
+ * deployment would hit first: CloudFormation's 500 resources and 1 MB template per stack, and
+ * IAM's 10,240 characters of inline policies per role (measured two ways: the library's own upper
+ * bound, and the synthesized JSON with its references replaced by what CloudFormation would put
+ * there).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App, CfnElement, CfnResource, Stack } from 'aws-cdk-lib';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../src';
+import { policySizeUpperBound, ROLE_INLINE_POLICY_LIMIT } from '../src/private/policy-size';
+
+const ACCOUNT = '123456789012';
+const REGION = 'ap-southeast-2';
+const STACK = 'ProductionInstanceSnapshotSchedules';
+const SCHEDULES = 40;
+/** What one schedule creates: schedule, scheduler role + policy, state machine, its role + policy, worker, worker role. */
+const RESOURCES_PER_SCHEDULE = 8;
+/** What a stack's schedules share: the lock table and the log group. */
+const SHARED_RESOURCES = 2;
+
+/** Three tag keys of five values each, with the lengths tags have in real fleets. */
+function realisticTags(i: number): { [key: string]: string[] } {
+  const n = String(i).padStart(2, '0');
+  return {
+    'Environment': ['production', 'production-eu-west-1', 'disaster-recovery', 'pre-production', `customer-dedicated-${n}`],
+    'Application': [
+      `order-management-service-${n}`, `customer-portal-frontend-${n}`, `payment-gateway-adapter-${n}`,
+      `inventory-sync-worker-${n}`, `reporting-data-warehouse-${n}`,
+    ],
+    'backup:policy': ['nightly-crash-consistent', 'nightly-with-data-volumes', 'weekly-full', 'monthly-archive-7y', `tier-${n}-gold`],
+  };
+}
+
+interface RoleUnderTest {
+  readonly path: string;
+  readonly logicalId: string;
+  readonly documents: iam.PolicyDocument[];
+}
+
+/** Every role of the stack with its inline policies, as the constructs hold them (attached iam.Policy resources included). */
+function rolesWithInlinePolicies(stack: Stack): RoleUnderTest[] {
+  const policies = stack.node.findAll().filter((c): c is iam.Policy => c instanceof iam.Policy);
+  return stack.node.findAll().filter((c): c is iam.Role => c instanceof iam.Role).map((role) => {
+    const logicalId = stack.getLogicalId(role.node.defaultChild as CfnElement);
+    const inline = ((role.node.defaultChild as iam.CfnRole).policies as iam.CfnRole.PolicyProperty[] | undefined ?? [])
+      .map((p) => p.policyDocument as iam.PolicyDocument);
+    const attached = policies
+      .filter((p) => JSON.stringify(stack.resolve((p.node.defaultChild as iam.CfnPolicy).roles)) === JSON.stringify([{ Ref: logicalId }]))
+      .map((p) => p.document);
+    return { path: role.node.path, logicalId, documents: [...inline, ...attached] };
+  });
+}
+
+/** A physical name as CloudFormation generates one (stack, logical id, 13 random characters), cut to the service's limit. */
+function physicalName(logicalId: string, limit: number): string {
+  return `${STACK}-${logicalId}-ABCDEFGHIJKLM`.slice(-limit);
+}
+
+/** Replaces every reference with the text CloudFormation would put there when deploying the stack. */
+function deployed(value: any, resources: Record<string, any>): any {
+  if (Array.isArray(value)) return value.map((v) => deployed(v, resources));
+  if (typeof value !== 'object' || value === null) return value;
+  if ('Fn::Join' in value) return value['Fn::Join'][1].map((p: any) => deployed(p, resources)).join(value['Fn::Join'][0]);
+  if ('Ref' in value) {
+    const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': REGION, 'AWS::AccountId': ACCOUNT, 'AWS::URLSuffix': 'amazonaws.com' };
+    if (pseudo[value.Ref]) return pseudo[value.Ref];
+    const type = resources[value.Ref]?.Type;
+    if (type === 'AWS::StepFunctions::StateMachine') return `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:${physicalName(value.Ref, 80)}`;
+    if (type === 'AWS::DynamoDB::Table' || type === 'AWS::Logs::LogGroup' || type === 'AWS::IAM::Role') return physicalName(value.Ref, 64);
+    throw new Error(`no deployed value for a Ref to ${value.Ref} (${type})`);
+  }
+  if ('Fn::GetAtt' in value) {
+    const [id, attribute] = value['Fn::GetAtt'];
+    const type = resources[id]?.Type;
+    if (attribute === 'Arn' && type === 'AWS::Lambda::Function') return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${physicalName(id, 64)}`;
+    if (attribute === 'Arn' && type === 'AWS::Logs::LogGroup') return `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${physicalName(id, 512)}:*`;
+    throw new Error(`no deployed value for ${id}.${attribute} (${type})`);
+  }
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deployed(v, resources)]));
+}
+
+/** IAM's measure of a role's inline policies from the synthesized template: the deployed JSON without white space. */
+function deployedInlinePolicySize(template: any, roleLogicalId: string): number {
+  const resources: Record<string, any> = template.Resources;
+  const documents = [
+    ...(resources[roleLogicalId].Properties.Policies ?? []).map((p: any) => p.PolicyDocument),
+    ...Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref === roleLogicalId))
+      .map((r) => r.Properties.PolicyDocument),
+  ];
+  return documents.reduce((sum, doc) => sum + JSON.stringify(deployed(doc, resources)).length, 0);
+}
+
+function synthesize(stack: Stack): { template: any; templateBytes: number } {
+  const assembly = (stack.node.root as App).synth();
+  const artifact = assembly.getStackByName(stack.stackName);
+  return { template: artifact.template, templateBytes: fs.statSync(artifact.templateFullPath).size };
+}
+
+function newApp(): App {
+  return new App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'scale-test-')) });
+}
+
+describe('40 schedules with realistic selections in one stack', () => {
+  const app = newApp();
+  const stack = new Stack(app, STACK, { env: { account: ACCOUNT, region: REGION } });
+  const schedules = Array.from({ length: SCHEDULES }, (_, i) =>
+    new InstanceSnapshotSchedule(stack, `NightlyApplicationServers${String(i).padStart(2, '0')}`, { instanceTags: realisticTags(i) }));
+  const { template, templateBytes } = synthesize(stack);
+  const roles = rolesWithInlinePolicies(stack);
+
+  test('GIVEN 40 schedules WHEN synthesized THEN the stack stays under CloudFormation\'s 500 resources, 8 per schedule and 2 shared', () => {
+    const resources = Object.keys(template.Resources);
+    expect(resources.length).toBeLessThan(500);
+    expect(resources).toHaveLength(SCHEDULES * RESOURCES_PER_SCHEDULE + SHARED_RESOURCES);
+    const cfnResources = stack.node.findAll().filter(CfnResource.isCfnResource);
+    for (const schedule of schedules) {
+      expect(cfnResources.filter((r) => r.node.path.startsWith(`${schedule.node.path}/`))).toHaveLength(RESOURCES_PER_SCHEDULE);
+    }
+    expect(cfnResources.filter((r) => r.node.path.startsWith(`${STACK}/InstanceSnapshotScheduleShared/`))).toHaveLength(SHARED_RESOURCES);
+  });
+
+  test('GIVEN 40 schedules WHEN synthesized THEN the template file stays under CloudFormation\'s 1 MB', () => {
+    expect(templateBytes).toBeLessThan(1_000_000);
+  });
+
+  test('GIVEN 40 schedules WHEN synthesized THEN each has its own three roles and nothing else has one', () => {
+    expect(roles).toHaveLength(SCHEDULES * 3);
+    for (const schedule of schedules) {
+      expect(roles.filter((r) => r.path.startsWith(`${schedule.node.path}/`)).map((r) => r.path.slice(schedule.node.path.length + 1)).sort())
+        .toEqual(['SchedulerRole', 'WorkerRole', 'Workflow/Role']);
+    }
+  });
+
+  test('GIVEN 40 schedules WHEN the upper bound of each role\'s inline policies is computed THEN every role stays under IAM\'s 10,240 characters', () => {
+    const sizes = roles.map((r) => ({ path: r.path, size: policySizeUpperBound(stack, r.documents) }));
+    expect(sizes.filter((s) => s.size >= ROLE_INLINE_POLICY_LIMIT)).toEqual([]);
+    expect(ROLE_INLINE_POLICY_LIMIT).toBe(10_240);
+  });
+
+  test('GIVEN 40 schedules WHEN each role\'s deployed inline policies are measured from the template THEN every role stays under 10,240 characters, and under the library\'s bound', () => {
+    for (const role of roles) {
+      const measured = deployedInlinePolicySize(template, role.logicalId);
+      const bound = policySizeUpperBound(stack, role.documents);
+      expect({ path: role.path, fits: measured < 10_240 }).toEqual({ path: role.path, fits: true });
+      expect({ path: role.path, boundHolds: measured <= bound }).toEqual({ path: role.path, boundHolds: true });
+    }
+  });
+
+  test('GIVEN 40 schedules WHEN synthesized THEN no policyTooLarge warning (nor any other) is raised', () => {
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('policyTooLarge'));
+    expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toEqual([]);
+  });
+});
+
+describe('the inline policy size warning', () => {
+  /** One schedule whose selection is one key with `count` values of 250 characters and one of `lastLength`. */
+  function bigSchedule(count: number, lastLength: number) {
+    const stack = new Stack(newApp(), 'BigStack', { env: { account: ACCOUNT, region: REGION } });
+    const values = [...Array.from({ length: count }, (_, i) => `${i}-`.padEnd(250, 'v')), 'z'.repeat(lastLength)];
+    const props: InstanceSnapshotScheduleProps = { instanceTags: { Application: values } };
+    const schedule = new InstanceSnapshotSchedule(stack, 'Big', props);
+    const [worker] = rolesWithInlinePolicies(stack).filter((r) => r.path === schedule.workerRole.node.path);
+    return { stack, size: policySizeUpperBound(stack, worker.documents), warnings: () => Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('policyTooLarge')) };
+  }
+
+  test('GIVEN one schedule with huge tag lists WHEN synthesized THEN its worker role gets the warning, naming the computed size', () => {
+    const { size, warnings } = bigSchedule(60, 250);
+    expect(size).toBeGreaterThan(10_240);
+    expect(warnings().map((w) => ({ id: w.id, data: w.entry.data }))).toEqual([{
+      id: '/BigStack/Big',
+      data: `the inline policy of WorkerRole may reach ${size} characters once deployed, and IAM allows 10240 per role: `
+        + 'fewer instanceTags values or a shorter construct path keep it deployable [ack: cdk-instance-snapshots:policyTooLarge]',
+    }]);
+  });
+
+  test('GIVEN a single schedule whose policy bound is exactly 10,240 or one more WHEN synthesized THEN only the larger one warns', () => {
+    // The bound grows by one character per character of a value: fit the last value to the limit.
+    const count = 35;
+    const lastLength = 100 + (ROLE_INLINE_POLICY_LIMIT - bigSchedule(count, 100).size);
+    expect(lastLength).toBeGreaterThanOrEqual(1);
+    expect(lastLength).toBeLessThan(256);
+
+    const atLimit = bigSchedule(count, lastLength);
+    expect(atLimit.size).toBe(10_240);
+    expect(atLimit.warnings()).toEqual([]);
+
+    const over = bigSchedule(count, lastLength + 1);
+    expect(over.size).toBe(10_241);
+    expect(over.warnings()).toHaveLength(1);
+  });
+});
