@@ -3,8 +3,8 @@ import { awscdk, javascript } from 'projen';
 const project = new awscdk.AwsCdkConstructLibrary({
   name: 'cdk-instance-snapshots',
   description:
-    'Crash-consistent EBS snapshot sets of tagged EC2 instances on an EventBridge Scheduler schedule: exact tag selection, time zones, safe retries, least-privilege IAM.',
-  keywords: ['cdk', 'awscdk', 'aws-cdk', 'ebs', 'ec2', 'snapshots', 'backup', 'eventbridge-scheduler'],
+    'Crash-consistent EBS snapshot sets of tagged EC2 instances on an EventBridge Scheduler schedule, run by AWS Step Functions: exactly one set per instance per occurrence, exact tag selection, time zones, least-privilege IAM per schedule.',
+  keywords: ['cdk', 'awscdk', 'aws-cdk', 'ebs', 'ec2', 'snapshots', 'backup', 'eventbridge-scheduler', 'step-functions'],
   license: 'Apache-2.0',
   stability: 'experimental',
   author: 'cdk-instance-snapshots maintainers',
@@ -52,7 +52,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
   },
   typecheckTests: true,
 
-  // jsii targets (issue 4). Packaged by the GitHub workflows; locally `package` builds npm only.
+  // jsii targets. Packaged by the GitHub workflows; locally `package` builds npm only.
   publishToPypi: { distName: 'cdk-instance-snapshots', module: 'cdk_instance_snapshots' },
   publishToMaven: {
     javaPackage: 'io.github.cdkinstancesnapshots',
@@ -108,7 +108,8 @@ const example = project.addTask('example', {
 example.spawn(project.bundler.bundleTask);
 example.exec('ts-node --project test/tsconfig.json example/app.ts');
 
-// ---- issue 4: jsii targets, nag, smoke, integ (begin)
+// ---------------------------------------------------------------------------
+// jsii targets, cdk-nag, the consumer smoke test and the integ test.
 const CDK_NAG_VERSION = '^3.0.2';
 // @aws-cdk/integ-tests-alpha: 2.245.0-alpha.0 is the newest on the registry (no 2.276.0-alpha.0).
 project.addDevDeps(`cdk-nag@${CDK_NAG_VERSION}`, '@aws-cdk/integ-tests-alpha@2.245.0-alpha.0');
@@ -167,16 +168,14 @@ project.testTask.insertStep(afterBundle,
 );
 const eslintStep = project.testTask.steps.findIndex((step) => step.spawn === 'eslint');
 project.testTask.insertStep(eslintStep < 0 ? project.testTask.steps.length : eslintStep, { spawn: smoke.name });
-// ---- issue 4 (end)
 
-// ---- issue 3: bench (begin)
-// Benchmark of the handler that ships (the esbuild bundle) against the EC2 simulator: throughput
-// against a CreateSnapshots token bucket, API calls per instance, asset size and load time.
+// ---------------------------------------------------------------------------
+// Benchmark of a whole run as it deploys: the synthesized workflow (aws-local-stepfunctions) with
+// the worker that ships (the esbuild bundle) against the EC2 simulator, time-compressed.
 const bench = project.addTask('bench', {
-  description: 'Run the bundled handler against the EC2 simulator at fleet scale; the last line is a JSON summary',
+  description: 'Run the synthesized workflow with the bundled worker against the EC2 simulator at fleet scale; the last line is a JSON summary',
 });
 bench.spawn(project.bundler.bundleTask);
 bench.exec('ts-node --transpile-only --project test/tsconfig.json bench/bench.ts');
-// ---- issue 3 (end)
 
 project.synth();

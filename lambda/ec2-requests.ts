@@ -144,7 +144,9 @@ export function matchesSelection(request: SnapshotRunRequest, instance: Instance
 export function instancesWithSets(request: SnapshotRunRequest, occurrence: Occurrence, snapshots: Snapshot[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const snapshot of snapshots) {
-    if (tagValue(snapshot.Tags, SCHEDULE_TAG) !== request.scheduleId || tagValue(snapshot.Tags, SCHEDULED_TIME_TAG) !== occurrence.scheduledTime) continue;
+    const schedule = tagValue(snapshot.Tags, SCHEDULE_TAG);
+    const scheduledTime = tagValue(snapshot.Tags, SCHEDULED_TIME_TAG);
+    if (schedule !== request.scheduleId || scheduledTime !== occurrence.scheduledTime) continue;
     const instanceId = tagValue(snapshot.Tags, INSTANCE_ID_TAG);
     if (!instanceId || !snapshot.SnapshotId) continue;
     out.set(instanceId, [...(out.get(instanceId) ?? []), snapshot.SnapshotId]);
@@ -222,7 +224,11 @@ export function planInstance(request: SnapshotRunRequest, instance: Instance, ex
 }
 
 /** The CreateSnapshots request for one planned instance: every option of the run, and the library's own tags. */
-export function buildCreateSnapshotsInput(request: SnapshotRunRequest, occurrence: Occurrence, planned: PlannedInstance): CreateSnapshotsCommandInput {
+export function buildCreateSnapshotsInput(
+  request: SnapshotRunRequest,
+  occurrence: Occurrence,
+  planned: PlannedInstance,
+): CreateSnapshotsCommandInput {
   const tags: Tag[] = [
     ...Object.entries(request.snapshotTags).map(([Key, Value]) => ({ Key, Value })),
     { Key: SCHEDULE_TAG, Value: request.scheduleId },

@@ -11,7 +11,11 @@ import type { SnapshotRunRequest } from '../src/private/request-contract';
 export type CallCounter = (action: string, attempts?: number) => void;
 
 /** Sends one command and counts it, whether it succeeds or fails. */
-export async function counted<T extends { $metadata?: { attempts?: number } }>(count: CallCounter, action: string, send: () => Promise<T>): Promise<T> {
+export async function counted<T extends { $metadata?: { attempts?: number } }>(
+  count: CallCounter,
+  action: string,
+  send: () => Promise<T>,
+): Promise<T> {
   try {
     const out = await send();
     count(action, out.$metadata?.attempts);
@@ -26,7 +30,12 @@ export async function counted<T extends { $metadata?: { attempts?: number } }>(c
  * Streams the selected instances page by page, each once (EC2 may list an instance on two pages
  * while its state changes), in EC2's order.
  */
-export async function listSelectionPages(ec2: EC2Client, request: SnapshotRunRequest, count: CallCounter, onInstance: (instance: Instance) => void): Promise<void> {
+export async function listSelectionPages(
+  ec2: EC2Client,
+  request: SnapshotRunRequest,
+  count: CallCounter,
+  onInstance: (instance: Instance) => void,
+): Promise<void> {
   const seen = new Set<string>();
   let token: string | undefined;
   do {

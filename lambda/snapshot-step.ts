@@ -92,7 +92,12 @@ type Next = { kind: 'done' } | { kind: 'again'; delayMs: number } | { kind: 'hal
  * safely (listing or a look-up failed after the SDK's retries): the workflow then waits for
  * DescribeSnapshots to settle and runs the step again from the same cursor.
  */
-export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: Occurrence, cursor: RunCursor, env: StepEnvironment): Promise<RunCursor> {
+export async function runSnapshotStep(
+  request: SnapshotRunRequest,
+  occurrence: Occurrence,
+  cursor: RunCursor,
+  env: StepEnvironment,
+): Promise<RunCursor> {
   const now = env.now ?? Date.now;
   const random = env.random ?? Math.random;
   const s = env.settings;
@@ -111,18 +116,23 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
   // The step's window: the selected instances after the cursor, up to `windowEnd`, sized so the
   // step can create their sets within its budget at the paced rate. With a window end from the
   // previous step, the listing streams: calls start with the first page instead of after the last.
-  const windowSize = Math.max(s.concurrency, Math.floor((env.createSnapshotsPerSecond * s.stepBudgetMs) / 1000));
+  const windowFor = (budgetMs: number) => Math.max(s.concurrency, Math.floor((env.createSnapshotsPerSecond * Math.max(0, budgetMs)) / 1000));
+  // The next step streams its listing while it creates: its window may use the whole budget.
+  const windowSize = windowFor(s.stepBudgetMs);
   const todo: Instance[] = [];
   const beyond: string[] = [];
   let windowEnd = cursor.upto;
   let listingDone = false;
   let listingError: unknown;
   let wake: (() => void) | undefined;
+  let streaming: Promise<void> | undefined;
   if (windowEnd === undefined) {
     const selection = await listSelection(env.ec2, request, count);
     const rest = after(selection, cursor.after);
-    todo.push(...rest.slice(0, windowSize));
-    beyond.push(...rest.slice(windowSize).map((i) => i.InstanceId!));
+    // This step listed everything before its first call: its window gets what the budget has left.
+    const firstWindow = windowFor(s.stepBudgetMs - (now() - stepStart));
+    todo.push(...rest.slice(0, firstWindow));
+    beyond.push(...rest.slice(firstWindow).map((i) => i.InstanceId!));
     windowEnd = todo.length > 0 ? todo[todo.length - 1].InstanceId! : undefined;
     listingDone = true;
     if (cursor.pass === 1 && cursor.after === '' && selection.length === 0) {
@@ -130,7 +140,7 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     }
   } else {
     const end = windowEnd;
-    void listSelectionPages(env.ec2, request, count, (instance) => {
+    streaming = listSelectionPages(env.ec2, request, count, (instance) => {
       const id = instance.InstanceId!;
       if (id > cursor.after && id <= end) {
         todo.push(instance);
@@ -191,16 +201,16 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
   /** Looks for the set an open answer may have made. */
   async function look(item: WorkItem): Promise<Next> {
     const id = item.instance.InstanceId!;
-    const unsure = item.unsure!;
+    const open = item.unsure!;
     const found = (await findSets([id])).get(id);
     if (found) {
       // Our own call made it if one of its answers was ambiguous; after per-volume rate errors
       // only, another maker did (as when the batch look-up finds a set).
       const ours = item.mayHaveMade === true;
-      ledger.record(id, ours || cursor.pass > 1 ? 'created' : 'already-done', { snapshotIds: found, detail: `found after ${unsure.error.code}` });
+      ledger.record(id, ours || cursor.pass > 1 ? 'created' : 'already-done', { snapshotIds: found, detail: `found after ${open.error.code}` });
       return { kind: 'done' };
     }
-    if (now() < unsure.settleUntil) return { kind: 'again', delayMs: s.lookIntervalMs };
+    if (now() < open.settleUntil) return { kind: 'again', delayMs: s.lookIntervalMs };
     item.unsure = undefined;
     return { kind: 'again', delayMs: 0 };
   }
@@ -340,6 +350,9 @@ export async function runSnapshotStep(request: SnapshotRunRequest, occurrence: O
     });
     wake = undefined;
   }
+  // Stopped (time, quota) while the listing still streams: let it end, so that every instance of
+  // the window is accounted for below and the next window starts after the right one.
+  await streaming;
   if (failures.length > 0 || listingError !== undefined) {
     throw failures[0] ?? listingError;
   }

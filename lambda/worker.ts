@@ -101,11 +101,11 @@ export type MetricsSink = Pick<Metrics, 'addDimension' | 'addMetric' | 'publishS
 
 export interface WorkerDependencies {
   readonly settings: RunSettings;
-  /** Builds the step's EC2 clients (tests point them at a local EC2 endpoint). */
-  createClients(options: Ec2ClientsOptions): Ec2Clients;
   readonly env: Record<string, string | undefined>;
   readonly logger: Logger;
   readonly metrics: MetricsSink;
+  /** Builds the step's EC2 clients (tests point them at a local EC2 endpoint). */
+  createClients(options: Ec2ClientsOptions): Ec2Clients;
   now?(): number;
 }
 
@@ -153,10 +153,10 @@ export function makeWorker(deps: WorkerDependencies) {
       request = parseRequest(event);
       logger.appendKeys({ scheduleId: request.scheduleId, dryRun: request.dryRun });
       if (event.action === WORKFLOW.actionPrepare) {
-        const occurrence = parseOccurrence(request.scheduleId, event.input, event.executionName);
-        logger.appendKeys({ scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName });
-        logger.info('run prepared', { lockKey: occurrence.lockKey });
-        return { occurrence, cursor: newCursor(now()), recoveries: 0 };
+        const prepared = parseOccurrence(request.scheduleId, event.input, event.executionName);
+        logger.appendKeys({ scheduledTime: prepared.scheduledTime, executionName: prepared.executionName });
+        logger.info('run prepared', { lockKey: prepared.lockKey });
+        return { occurrence: prepared, cursor: newCursor(now()), recoveries: 0 };
       }
       if (event.action !== WORKFLOW.actionStep) {
         throw new InvalidRunRequestError([{ prop: 'action', message: `action must be "${WORKFLOW.actionPrepare}" or "${WORKFLOW.actionStep}", got: ${show(event.action)}` }]);

@@ -1,15 +1,16 @@
 /**
- * The real Lambda entry (lambda/snapshot-handler.ts), its module-scope SDK clients configured only
- * through the environment, against the simulator's EC2 and Lambda Invoke endpoints.
+ * The real Lambda entry (the `handler` of lambda/worker.ts), its clients configured only through
+ * the environment, against the simulator's EC2 endpoint; the test plays the workflow: Prepare, then
+ * SnapshotStep with each cursor it returns (through JSON) until the run is done.
  */
-import type { Context } from 'aws-lambda';
 import { Ec2Simulator, SimInstance } from './support/ec2-simulator';
 import { CREDENTIALS, fleet, REGION, runRequest } from './support/fault-harness';
-import { SnapshotRunRequest } from '../src/private/request-contract';
+import type { RunCursor } from '../lambda/ledger';
+import type { PreparedRun } from '../lambda/worker';
+import { requestSha256, SnapshotRunRequest } from '../src/private/request-contract';
 
-type Handler = typeof import('../lambda/snapshot-handler').handler;
+type Handler = typeof import('../lambda/worker').handler;
 
-const FUNCTION_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:snapshots';
 let sim: Ec2Simulator;
 let handler: Handler;
 let output: any[];
@@ -19,7 +20,6 @@ beforeAll(async () => {
   await sim.start();
   Object.assign(process.env, {
     AWS_ENDPOINT_URL_EC2: sim.endpoint,
-    AWS_ENDPOINT_URL_LAMBDA: sim.endpoint,
     AWS_REGION: REGION,
     AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
@@ -30,16 +30,19 @@ beforeAll(async () => {
     POWERTOOLS_METRICS_NAMESPACE: 'CdkInstanceSnapshots',
     POWERTOOLS_METRICS_DISABLED: 'true',
     SNAPSHOT_CONCURRENCY: '3',
+    // A step's window: 5 calls/s (the request's rate) x 0.6 s = 3 instances.
+    STEP_BUDGET_MS: '600',
     PER_VOLUME_RETRY_DELAY_MS: '50',
     THROTTLE_BACKOFF_BASE_MS: '2',
     THROTTLE_BACKOFF_MAX_MS: '20',
-    VERIFY_DELAY_MS: '5',
+    SETTLE_WINDOW_MS: '100',
+    LOOK_INTERVAL_MS: '10',
     TIME_RESERVE_MS: '60000',
   });
-  // Loaded only now: the module's clients read the endpoints from the environment.
+  // Loaded only now: the module reads its settings from the environment.
   jest.isolateModules(() => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    handler = (require('../lambda/snapshot-handler') as typeof import('../lambda/snapshot-handler')).handler;
+    handler = (require('../lambda/worker') as typeof import('../lambda/worker')).handler;
   });
 });
 afterAll(async () => sim.stop());
@@ -54,19 +57,12 @@ beforeEach(() => {
 });
 afterEach(() => {
   sim.clearFaults();
+  delete process.env.REQUEST_SHA256;
   jest.restoreAllMocks();
 });
 
 const logLines = () => output.filter((o) => typeof o === 'object' && o?.message);
-
-/** A Lambda context whose time runs low (below TIME_RESERVE_MS) once the simulator has seen `calls` more CreateSnapshots. */
-function context(calls = Infinity): Context {
-  const base = sim.countCalls('CreateSnapshots');
-  return {
-    invokedFunctionArn: FUNCTION_ARN,
-    getRemainingTimeInMillis: () => (sim.countCalls('CreateSnapshots') - base < calls ? 900_000 : 30_000),
-  } as unknown as Context;
-}
+const context = { getRemainingTimeInMillis: () => 900_000 };
 
 /** Instances of this test only (their own tag value), added to the shared simulator. */
 function instancesFor(tag: string, n: number, from: number): SimInstance[] {
@@ -82,77 +78,98 @@ function setsOf(instances: SimInstance[]): Record<string, number> {
 
 const once = (instances: SimInstance[]) => Object.fromEntries(instances.map((i) => [i.instanceId, 1]));
 
-test('GIVEN a fleet larger than one invocation WHEN the handler runs THEN it continues through Lambda Invoke (Event) with the same execution id until done, one set each', async () => {
-  const instances = instancesFor('entry-continued', 12, 1000);
-  let event: unknown = runRequest({ executionId: 'exec-entry-1', instanceTags: { Backup: ['entry-continued'] } });
-  const statuses: string[] = [];
-  for (let k = 0; k < 10; k++) {
-    const invokes = sim.invocations.length;
-    const result = await handler(event, context(4));
-    statuses.push(result.status);
-    if (result.status !== 'continued') break;
-    expect(sim.invocations).toHaveLength(invokes + 1);
-    const invocation = sim.invocations[invokes];
-    expect(invocation).toEqual(expect.objectContaining({ functionName: FUNCTION_ARN, invocationType: 'Event' }));
-    event = JSON.parse(invocation.payload);
-    expect(event).toEqual(expect.objectContaining({ executionId: 'exec-entry-1', continuation: expect.any(Object) }));
-  }
+/** What the workflow passes to the worker (the request as JSON text), JSON round-tripped. */
+function event(value: Record<string, unknown>) {
+  return JSON.parse(JSON.stringify(value));
+}
 
-  expect(statuses.length).toBeGreaterThanOrEqual(3);
-  expect(statuses[statuses.length - 1]).toBe('completed');
+/** Prepare, then steps until the run is done; returns the cursors the steps returned. */
+async function runWorkflow(request: SnapshotRunRequest, executionName: string): Promise<RunCursor[]> {
+  const requestJson = JSON.stringify(request);
+  const prepared = await handler(event({ action: 'prepare', request: requestJson, input: { scheduledTime: '2026-11-24T02:30:00Z', schedulerExecutionId: executionName }, executionName }), context) as PreparedRun;
+  const cursors: RunCursor[] = [];
+  let cursor = prepared.cursor;
+  while (cursor.phase !== 'done' && cursors.length < 20) {
+    cursor = await handler(event({ action: 'snapshot-step', request: requestJson, occurrence: prepared.occurrence, cursor }), context) as RunCursor;
+    cursors.push(cursor);
+  }
+  return cursors;
+}
+
+test('GIVEN a fleet larger than one step WHEN the workflow runs the steps THEN each takes the next part of the selection until done, one set each, every line naming the occurrence', async () => {
+  const instances = instancesFor('entry-steps', 12, 1000);
+  const request = runRequest({ instanceTags: { Backup: ['entry-steps'] } });
+
+  const cursors = await runWorkflow(request, 'exec-entry-1');
+
+  expect(cursors.length).toBeGreaterThanOrEqual(3);
+  expect(cursors.map((c) => c.phase)).toEqual([...Array(cursors.length - 1).fill('snapshot'), 'done']);
+  const last = cursors[cursors.length - 1];
+  expect(last).toEqual(expect.objectContaining({ result: 'succeeded', steps: cursors.length, pass: 1 }));
   expect(setsOf(instances)).toEqual(once(instances));
   const lines = logLines();
-  for (const line of lines) expect(line).toEqual(expect.objectContaining({ executionId: 'exec-entry-1' }));
+  for (const line of lines) expect(line).toEqual(expect.objectContaining({ scheduleId: 'Stack/Nightly', scheduledTime: '2026-11-24T02:30:00Z', executionName: 'exec-entry-1' }));
   expect(lines[lines.length - 1]).toEqual(expect.objectContaining({
     message: 'run summary',
-    selected: 12,
-    created: 12,
-    alreadyDone: 0,
-    failed: 0,
-    notAttempted: 0,
-    invocations: statuses.length,
-    apiCalls: { DescribeInstances: 1, DescribeSnapshots: statuses.length, CreateSnapshots: 12 },
+    result: 'succeeded',
+    counts: expect.objectContaining({ selected: 12, created: 12, alreadyDone: 0, failed: 0, notAttempted: 0 }),
+    steps: cursors.length,
+    apiCalls: { DescribeInstances: cursors.length, DescribeSnapshots: cursors.length, CreateSnapshots: 12 },
   }));
+  // The workflow carries the CreateSnapshots bucket from step to step.
+  for (const cursor of cursors) expect(cursor.bucket).toEqual({ tokens: expect.any(Number), atEpochMs: expect.any(Number) });
 });
 
-test('GIVEN the continuation cannot be invoked WHEN the time runs low THEN the invocation fails listing what is left, and Lambda\'s retry of the same event makes only the missing sets', async () => {
-  const instances = instancesFor('entry-retried', 8, 2000);
-  sim.addFault((c) => c.action === 'Invoke' ? { status: 403, code: 'AccessDeniedException', message: 'not authorized to perform lambda:InvokeFunction' } : undefined);
-  const event: SnapshotRunRequest = runRequest({ executionId: 'exec-entry-2', instanceTags: { Backup: ['entry-retried'] } });
-
-  await expect(handler(event, context(3))).rejects.toThrow(/^5 of 8 selected instances have no snapshot set from this run: i-\w+ not-attempted ContinuationFailed/);
-  expect(sim.countCalls('Invoke')).toBeGreaterThan(0);
-  expect(Object.values(setsOf(instances)).filter((n) => n === 1)).toHaveLength(3);
-  expect(logLines()).toContainEqual(expect.objectContaining({ message: 'run summary', created: 3, notAttempted: 5, failuresByCode: { ContinuationFailed: 5 } }));
-  expect(logLines()).toContainEqual(expect.objectContaining({
-    level: 'ERROR', message: 'instance not attempted', code: 'ContinuationFailed', detail: expect.stringContaining('AccessDeniedException: not authorized to perform lambda:InvokeFunction'),
-  }));
-
-  // Lambda retries the failed asynchronous invocation with the same event.
-  sim.clearFaults();
-  output.length = 0;
+test('GIVEN a step whose answer was lost after it made sets WHEN the workflow runs it again from the same cursor THEN only the missing sets are made', async () => {
+  const instances = instancesFor('entry-lost', 5, 2000);
+  const requestJson = JSON.stringify(runRequest({ instanceTags: { Backup: ['entry-lost'] } }));
+  const prepared = await handler(event({ action: 'prepare', request: requestJson, input: { scheduledTime: '2026-11-24T02:30:00Z' }, executionName: 'exec-entry-2' }), context) as PreparedRun;
+  // The step makes sets for the first window, then its answer is lost (Lambda timed out, say).
+  const lost = await handler(event({ action: 'snapshot-step', request: requestJson, occurrence: prepared.occurrence, cursor: prepared.cursor }), context) as RunCursor;
+  expect(lost.counts.created).toBe(3);
   const calls = sim.countCalls('CreateSnapshots');
-  const result = await handler(JSON.parse(JSON.stringify(event)), context());
+  output.length = 0;
 
-  expect(result.status).toBe('completed');
-  expect(sim.countCalls('CreateSnapshots') - calls).toBe(5);
+  const again = await handler(event({ action: 'snapshot-step', request: requestJson, occurrence: prepared.occurrence, cursor: prepared.cursor }), context) as RunCursor;
+
+  expect(again.after).toBe(lost.after);
+  expect(sim.countCalls('CreateSnapshots')).toBe(calls);
+  expect(again.counts).toEqual(expect.objectContaining({ selected: 3, alreadyDone: 3, created: 0 }));
+  expect(logLines().filter((l) => l.outcome === 'already-done')).toHaveLength(3);
+  // The run goes on from the repeated step's cursor.
+  const done = await handler(event({ action: 'snapshot-step', request: requestJson, occurrence: prepared.occurrence, cursor: again }), context) as RunCursor;
+  expect(done).toEqual(expect.objectContaining({ phase: 'done', result: 'succeeded' }));
   expect(setsOf(instances)).toEqual(once(instances));
-  expect(logLines()).toContainEqual(expect.objectContaining({ message: 'run summary', selected: 8, alreadyDone: 3, created: 5, failed: 0, notAttempted: 0 }));
 });
 
-test('GIVEN a 500 after EC2 made the set WHEN the real handler runs THEN it finds the set: no duplicate and no failure', async () => {
-  const instances = instancesFor('entry-500', 4, 3000);
+test('GIVEN a 500 after EC2 made the set WHEN the real worker runs THEN it finds the set: no duplicate and no failure', async () => {
+  const instances = instancesFor('entry-500', 3, 3000);
   let seen = 0;
   sim.addFault((c) => c.action === 'CreateSnapshots' && seen++ === 1 ? { status: 500, code: 'InternalError', afterEffect: true } : undefined);
 
-  const result = await handler(runRequest({ executionId: 'exec-entry-3', instanceTags: { Backup: ['entry-500'] } }), context());
+  const cursors = await runWorkflow(runRequest({ instanceTags: { Backup: ['entry-500'] } }), 'exec-entry-3');
 
-  expect(result.status).toBe('completed');
+  expect(cursors[cursors.length - 1]).toEqual(expect.objectContaining({ phase: 'done', result: 'succeeded' }));
   expect(setsOf(instances)).toEqual(once(instances));
   // EC2's part of the story is in the log line (Powertools would drop an attribute named `message`).
   expect(logLines().filter((l) => l.detail === 'found after InternalError')).toEqual([
-    expect.objectContaining({ level: 'INFO', message: 'snapshot set created', executionId: 'exec-entry-3', outcome: 'created', snapshotIds: expect.any(Array) }),
+    expect.objectContaining({ level: 'INFO', message: 'snapshot set created', executionName: 'exec-entry-3', outcome: 'created', snapshotIds: expect.any(Array) }),
   ]);
   expect(logLines().filter((l) => /reserved key/.test(l.message))).toEqual([]);
-  expect(logLines()).toContainEqual(expect.objectContaining({ message: 'run summary', created: 4, failed: 0 }));
+  expect(logLines()).toContainEqual(expect.objectContaining({ message: 'run summary', counts: expect.objectContaining({ created: 3, failed: 0 }) }));
+});
+
+test('GIVEN REQUEST_SHA256 of another request WHEN the workflow sends this one THEN the worker refuses it and calls nothing', async () => {
+  const request = runRequest({ instanceTags: { Backup: ['entry-sha'] } });
+  process.env.REQUEST_SHA256 = requestSha256(runRequest({ instanceTags: { Backup: ['entry-other'] } }));
+  const calls = sim.calls.length;
+
+  // The module's worker reads its environment on every call.
+  const error = await handler(event({ action: 'prepare', request: JSON.stringify(request), input: { scheduledTime: '2026-11-24T02:30:00Z' }, executionName: 'exec-entry-4' }), context)
+    .then(() => undefined, (e) => e);
+
+  // The module was loaded on its own (isolateModules): its error class is another instance; Step Functions sees the name.
+  expect(error.name).toBe('InvalidRunRequestError');
+  expect(error.violations).toEqual([expect.objectContaining({ prop: 'request', message: expect.stringContaining('its SHA-256 differs') })]);
+  expect(sim.calls.length).toBe(calls);
 });

@@ -1,9 +1,9 @@
 /**
- * The simulator's additions for the fault tests and the benchmark: Lambda Invoke, DescribeSnapshots
- * lag, and call counting.
+ * The simulator's additions for the fault tests and the benchmark: Lambda Invoke (the benchmark's
+ * self-invoking runs; the worker no longer calls it), DescribeSnapshots lag, DescribeVolumes, and
+ * call counting.
  */
 import { CreateSnapshotsCommand, DescribeSnapshotsCommand, EC2Client, DescribeVolumesCommand, DescribeVolumesCommandInput, paginateDescribeVolumes, Volume } from '@aws-sdk/client-ec2';
-import { InvokeCommand, LambdaClient, LambdaServiceException } from '@aws-sdk/client-lambda';
 import { Ec2Simulator } from './support/ec2-simulator';
 import { CREDENTIALS, fleet, REGION } from './support/fault-harness';
 
@@ -14,49 +14,52 @@ afterEach(async () => {
   await sim?.stop();
 });
 
-function lambda(): LambdaClient {
-  const c = new LambdaClient({ endpoint: sim.endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 });
-  clients.push(c);
-  return c;
+/** Lambda's Invoke as the SDK sends it (REST-JSON: POST /2015-03-31/functions/{name}/invocations). */
+async function invoke(functionName: string, invocationType: string, payload = '{}') {
+  const response = await fetch(`${sim.endpoint}/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`, {
+    method: 'POST',
+    headers: { 'x-amz-invocation-type': invocationType, 'content-type': 'application/json' },
+    body: payload,
+  });
+  const body = await response.text();
+  return { status: response.status, errorType: response.headers.get('x-amzn-errortype'), body: body === '' ? undefined : JSON.parse(body) };
 }
 
 describe('Lambda Invoke', () => {
-  test('an Event invocation is recorded with its payload and answered 202; DryRun is answered 204 and not recorded', async () => {
+  test('GIVEN an Event invocation THEN it is recorded with its payload and answered 202; DryRun is answered 204 and not recorded', async () => {
     sim = new Ec2Simulator();
     await sim.start();
     const arn = 'arn:aws:lambda:us-east-1:123456789012:function:snapshots';
 
-    const out = await lambda().send(new InvokeCommand({ FunctionName: arn, InvocationType: 'Event', Payload: Buffer.from('{"a":1}') }));
-    const dry = await lambda().send(new InvokeCommand({ FunctionName: arn, InvocationType: 'DryRun' }));
+    const out = await invoke(arn, 'Event', '{"a":1}');
+    const dry = await invoke(arn, 'DryRun');
 
-    expect(out.StatusCode).toBe(202);
-    expect(dry.StatusCode).toBe(204);
+    expect(out.status).toBe(202);
+    expect(dry.status).toBe(204);
     expect(sim.invocations).toEqual([{ functionName: arn, invocationType: 'Event', payload: '{"a":1}', atMs: expect.any(Number) }]);
     expect(sim.invocationPayloads()).toEqual([{ a: 1 }]);
     expect(sim.countCalls('Invoke')).toBe(2);
   });
 
-  test('faults answer in Lambda\'s REST-JSON error shape; afterEffect records the invocation anyway; RequestResponse is refused', async () => {
+  test('GIVEN faults THEN they answer in Lambda\'s REST-JSON error shape; afterEffect records the invocation anyway; RequestResponse is refused', async () => {
     sim = new Ec2Simulator();
     await sim.start();
     sim.addFault((c) => c.action === 'Invoke' && c.actionIndex === 0 ? { status: 429, code: 'TooManyRequestsException', message: 'Rate exceeded' } : undefined);
     sim.addFault((c) => c.action === 'Invoke' && c.actionIndex === 1 ? { status: 500, code: 'ServiceException', afterEffect: true } : undefined);
-    const send = (type: 'Event' | 'RequestResponse') => lambda().send(new InvokeCommand({ FunctionName: 'f', InvocationType: type, Payload: Buffer.from('{}') })).catch((e) => e);
 
-    const throttled = await send('Event');
-    const ambiguous = await send('Event');
-    const synchronous = await send('RequestResponse');
+    const throttled = await invoke('f', 'Event');
+    const ambiguous = await invoke('f', 'Event');
+    const synchronous = await invoke('f', 'RequestResponse');
 
-    expect(throttled).toBeInstanceOf(LambdaServiceException);
-    expect([throttled.name, throttled.message, throttled.$metadata.httpStatusCode]).toEqual(['TooManyRequestsException', 'Rate exceeded', 429]);
-    expect([ambiguous.name, ambiguous.$metadata.httpStatusCode]).toEqual(['ServiceException', 500]);
-    expect(synchronous.name).toBe('InvalidParameterValueException');
+    expect(throttled).toEqual({ status: 429, errorType: 'TooManyRequestsException', body: { Type: 'User', message: 'Rate exceeded' } });
+    expect([ambiguous.status, ambiguous.errorType]).toEqual([500, 'ServiceException']);
+    expect([synchronous.status, synchronous.errorType]).toEqual([400, 'InvalidParameterValueException']);
     expect(sim.invocations).toHaveLength(1);
   });
 });
 
 describe('describeSnapshotsLagMs', () => {
-  test('a new snapshot is listed only after the lag, while the per-volume limit sees it at once', async () => {
+  test('GIVEN a DescribeSnapshots lag THEN a new snapshot is listed only after it, while the per-volume limit sees it at once', async () => {
     sim = new Ec2Simulator({ instances: fleet(1, { volumes: 1 }), describeSnapshotsLagMs: 150 });
     await sim.start();
     const ec2 = new EC2Client({ endpoint: sim.endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 });
@@ -76,7 +79,7 @@ describe('describeSnapshotsLagMs', () => {
 });
 
 describe('DescribeVolumes', () => {
-  test('pages (at most 500) through the SDK paginator, filters by tag, attachment and id, parses the attachment and tags', async () => {
+  test('GIVEN volumes of several instances THEN DescribeVolumes pages (at most 500) through the SDK paginator, filters by tag, attachment and id, and answers attachments and tags', async () => {
     const instances = fleet(4, { volumes: 3 });
     instances[1].volumeTags = { [instances[1].volumeIds[2]]: { Backup: 'exclude', Name: 'scratch' } };
     instances[2].volumeTags = { [instances[2].volumeIds[1]]: { Backup: 'keep' } };
@@ -108,7 +111,7 @@ describe('DescribeVolumes', () => {
   });
 });
 
-test('countCalls counts by action, in step with calls', async () => {
+test('GIVEN calls of several actions THEN countCalls counts by action, in step with calls', async () => {
   sim = new Ec2Simulator();
   await sim.start();
   const ec2 = new EC2Client({ endpoint: sim.endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 });

@@ -1,10 +1,15 @@
 /**
- * runSnapshots with the real SDK against the EC2 simulator's token buckets: throttling is absorbed
- * (never a failure while time remains), and the client-side bucket paces calls at EC2's rate.
+ * runSnapshotStep with the real SDK against the EC2 simulator's token buckets: throttling is
+ * absorbed (never a failure while time remains), and the client-side bucket paces calls at EC2's
+ * rate, also from one step to the next.
  */
-import { CREATE_MAX_ATTEMPTS, TokenBucketRateLimiter } from '../lambda/clients';
-import { runSnapshots } from '../lambda/run-snapshots';
-import { FAST_SETTINGS, FaultHarness, fleet, ids, runRequest } from './support/fault-harness';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { CREDENTIALS, FAST_SETTINGS, FaultHarness, fleet, HarnessEnvironment, ids, NO_WAIT_BACKOFF, REGION, runRequest, testOccurrence } from './support/fault-harness';
+import { CREATE_MAX_ATTEMPTS, createEc2Clients, TokenBucketRateLimiter } from '../lambda/clients';
+import { newCursor, parseCursor, RunCursor } from '../lambda/ledger';
+import { runSnapshotStep } from '../lambda/snapshot-step';
+import { makeWorker, PreparedRun } from '../lambda/worker';
 
 let h: FaultHarness;
 afterEach(async () => h?.stop());
@@ -12,6 +17,11 @@ afterEach(async () => h?.stop());
 async function start(options: ConstructorParameters<typeof FaultHarness>[0]): Promise<FaultHarness> {
   h = new FaultHarness(options);
   return h.start();
+}
+
+/** One step of a run from `cursor` (through JSON, as the workflow hands it over). */
+async function step(env: HarnessEnvironment, cursor: RunCursor = newCursor(Date.now())): Promise<RunCursor> {
+  return runSnapshotStep(runRequest(), testOccurrence(), parseCursor(JSON.parse(JSON.stringify(cursor))), env);
 }
 
 const throttled = (action = 'CreateSnapshots') => h.sim.calls.filter((c) => c.action === action && c.errorCode === 'RequestLimitExceeded').length;
@@ -24,14 +34,14 @@ describe('CreateSnapshots token bucket (RequestLimitExceeded)', () => {
     await start({ instances, createSnapshotsBucket: { capacity: 5, refillPerSec: 100 } });
     const env = h.environment({ clients: { createSnapshotsPerSec: 400, createSnapshotsBurst: 5 } });
 
-    const result = await runSnapshots(runRequest(), env);
+    const result = await step(env);
 
     expect(throttled()).toBeGreaterThan(5);
-    expect(result.status).toBe('completed');
-    expect(result.totals.counts).toEqual(expect.objectContaining({ selected: 40, created: 40, failed: 0, notAttempted: 0 }));
-    expect(result.totals.failuresByCode).toEqual({});
+    expect(result).toEqual(expect.objectContaining({ phase: 'done', result: 'succeeded' }));
+    expect(result.counts).toEqual(expect.objectContaining({ selected: 40, created: 40, failed: 0, notAttempted: 0 }));
+    expect(result.failuresByCode).toEqual({});
     // The summary counts every HTTP request, retries included.
-    expect(result.totals.apiCalls).toEqual({ DescribeInstances: 1, DescribeSnapshots: 1, CreateSnapshots: h.sim.countCalls('CreateSnapshots') });
+    expect(result.summary!.apiCalls).toEqual({ DescribeInstances: 1, DescribeSnapshots: 1, CreateSnapshots: h.sim.countCalls('CreateSnapshots') });
     h.expectExactlyOneSetEach(ids(instances));
   });
 
@@ -41,14 +51,14 @@ describe('CreateSnapshots token bucket (RequestLimitExceeded)', () => {
     const env = h.environment({ clients: { createSnapshotsPerSec: 100, createSnapshotsBurst: 5 } });
     const started = Date.now();
 
-    const result = await runSnapshots(runRequest(), env);
+    const result = await step(env);
 
     // The local copy can run a fraction of a token ahead of EC2's at the start (EC2's bucket sits
     // at its cap until the first call arrives); one throttled answer brings them back in step.
     expect(throttled()).toBeLessThanOrEqual(3);
     expect(h.sim.countCalls('CreateSnapshots')).toBe(40 + throttled());
     expect(Date.now() - started).toBeGreaterThanOrEqual(((40 - 5) / 100) * 1000 - 10);
-    expect(result.totals.counts.created).toBe(40);
+    expect(result.counts.created).toBe(40);
     h.expectExactlyOneSetEach(ids(instances));
   });
 
@@ -62,15 +72,15 @@ describe('CreateSnapshots token bucket (RequestLimitExceeded)', () => {
       ? { status: 503, code: 'RequestLimitExceeded' } : undefined);
     const env = h.environment({ clients: { createSnapshotsPerSec: 10_000 } });
 
-    const result = await runSnapshots(runRequest(), env);
+    const result = await step(env);
 
-    // The SDK made CREATE_MAX_ATTEMPTS attempts, then the handler's own retry: 2 more throttled and the one that worked.
+    // The SDK made CREATE_MAX_ATTEMPTS attempts, then the worker's own retry: 2 more throttled and the one that worked.
     expect(h.createCalls(victim).map((c) => c.errorCode ?? c.status)).toEqual([...Array(times).fill('RequestLimitExceeded'), 200]);
-    expect(result.totals.counts).toEqual(expect.objectContaining({ created: 4, failed: 0 }));
+    expect(result.counts).toEqual(expect.objectContaining({ created: 4, failed: 0 }));
     h.expectExactlyOneSetEach(ids(instances));
   });
 
-  test('GIVEN throttling until the time budget runs low WHEN run THEN the throttled instance goes to the continuation, not to the failures', async () => {
+  test('GIVEN throttling until the invocation runs low on time WHEN the step ends THEN the instance is failed for this pass only, and the retry pass makes its set', async () => {
     const instances = fleet(5);
     await start({ instances });
     const victim = instances[1].instanceId;
@@ -83,22 +93,72 @@ describe('CreateSnapshots token bucket (RequestLimitExceeded)', () => {
       remainingMs: () => (Date.now() - started < 300 ? 900_000 : 500),
     });
 
-    const first = await runSnapshots(runRequest(), env);
+    const first = await step(env);
 
-    expect(first.status).toBe('continued');
-    expect(first.totals.counts).toEqual(expect.objectContaining({ created: 4, failed: 0, notAttempted: 0 }));
+    expect(first).toEqual(expect.objectContaining({ phase: 'wait', pass: 1, after: instances[4].instanceId, failuresByCode: { RequestLimitExceeded: 1 } }));
+    expect(first.counts).toEqual(expect.objectContaining({ selected: 5, created: 4, failed: 1, notAttempted: 0 }));
+    expect(first.failures).toEqual([expect.objectContaining({ instanceId: victim, message: expect.stringContaining('unresolved when the step ran out of time') })]);
     expect(h.createCalls(victim).length).toBeGreaterThan(CREATE_MAX_ATTEMPTS);
-    expect(env.continuations).toHaveLength(1);
-    expect(env.continuations[0].continuation.pending).toEqual([{ id: victim }]);
 
-    // The account's other callers calm down; the continuation finishes the run.
+    // The account's other callers calm down; the retry pass finishes the run.
     h.sim.clearFaults();
-    const next = env.continuations[0];
-    const second = await runSnapshots(runRequest(), h.environment(), next.continuation);
+    const second = await step(h.environment(), first);
 
-    expect(second.status).toBe('completed');
-    expect(second.totals.counts).toEqual(expect.objectContaining({ selected: 5, created: 5, failed: 0, notAttempted: 0 }));
-    expect(second.totals.invocations).toBe(2);
+    expect(second).toEqual(expect.objectContaining({ phase: 'done', result: 'succeeded', pass: 2, steps: 2 }));
+    expect(second.counts).toEqual(expect.objectContaining({ selected: 5, created: 5, failed: 0, notAttempted: 0 }));
+    h.expectExactlyOneSetEach(ids(instances));
+  });
+});
+
+describe('the CreateSnapshots bucket from one step to the next', () => {
+  /**
+   * Two steps of one run through the worker entry, back to back, a window of 10 instances each
+   * (50 calls/s for 200 ms): the first spends the account's bucket with 10 calls at once. `carry` false drops the bucket level from the cursor in between,
+   * as if each step started with a full local bucket.
+   */
+  async function twoSteps(carry: boolean) {
+    const instances = fleet(20);
+    await start({ instances, createSnapshotsBucket: { capacity: 10, refillPerSec: 50 } });
+    const handler = makeWorker({
+      settings: { ...FAST_SETTINGS, concurrency: 10, stepBudgetMs: 200 },
+      env: { CREATE_SNAPSHOTS_BURST: '10' },
+      logger: new Logger({ logLevel: 'SILENT' }),
+      metrics: { addDimension: () => undefined, addMetric: () => undefined, publishStoredMetrics: () => undefined } as unknown as Metrics,
+      createClients: (options) => createEc2Clients({
+        ...options,
+        throttleBackoffBaseMs: 2,
+        throttleBackoffMaxMs: 20,
+        describeBackoff: NO_WAIT_BACKOFF,
+        config: { endpoint: h.sim.endpoint, region: REGION, credentials: CREDENTIALS },
+      }),
+    });
+    const request = JSON.stringify(runRequest({ createSnapshotsPerSecond: 50 }));
+    const context = { getRemainingTimeInMillis: () => 900_000 };
+    const { occurrence, cursor } = await handler({ action: 'prepare', request, input: { scheduledTime: '2026-11-24T02:30:00Z' }, executionName: 'exec-0001' }, context) as PreparedRun;
+    const first = await handler({ action: 'snapshot-step', request, occurrence, cursor }, context) as RunCursor;
+    const throttledInFirst = throttled();
+    const handed = JSON.parse(JSON.stringify(first));
+    if (!carry) delete handed.bucket;
+    const second = await handler({ action: 'snapshot-step', request, occurrence, cursor: handed }, context) as RunCursor;
+    return { instances, first, second, throttledInFirst, throttledInSecond: throttled() - throttledInFirst };
+  }
+
+  test('GIVEN a step that spent the account\'s bucket WHEN the next step starts from the level it handed on THEN its calls are paced: (almost) none is throttled', async () => {
+    const { instances, first, second, throttledInFirst, throttledInSecond } = await twoSteps(true);
+
+    expect(first).toEqual(expect.objectContaining({ phase: 'snapshot', after: instances[9].instanceId }));
+    expect(first.bucket!.tokens).toBeLessThan(1);
+    expect(throttledInFirst).toBe(0);
+    expect(throttledInSecond).toBeLessThanOrEqual(2);
+    expect(second).toEqual(expect.objectContaining({ phase: 'done', result: 'succeeded' }));
+    h.expectExactlyOneSetEach(ids(instances));
+  });
+
+  test('GIVEN the same two steps WHEN the second starts with a full local bucket instead THEN it bursts into the empty account bucket and is throttled (what the carried level avoids)', async () => {
+    const { instances, second, throttledInSecond } = await twoSteps(false);
+
+    expect(throttledInSecond).toBeGreaterThanOrEqual(5);
+    expect(second.result).toBe('succeeded');
     h.expectExactlyOneSetEach(ids(instances));
   });
 });
@@ -109,11 +169,11 @@ describe('Describe token bucket', () => {
     await start({ instances, describeBucket: { capacity: 1, refillPerSec: 50 } });
     const env = h.environment();
 
-    const result = await runSnapshots(runRequest(), env);
+    const result = await step(env);
 
     expect(throttled('DescribeSnapshots')).toBeGreaterThan(0);
-    expect(result.totals.apiCalls.DescribeSnapshots).toBe(h.sim.countCalls('DescribeSnapshots'));
-    expect(result.totals.counts).toEqual(expect.objectContaining({ created: 6, failed: 0 }));
+    expect(result.apiCalls.DescribeSnapshots).toBe(h.sim.countCalls('DescribeSnapshots'));
+    expect(result.counts).toEqual(expect.objectContaining({ created: 6, failed: 0 }));
     h.expectExactlyOneSetEach(ids(instances));
   });
 });
@@ -143,6 +203,39 @@ describe('TokenBucketRateLimiter', () => {
     t = performance.now();
     await limiter.getSendToken();
     expect(performance.now() - t).toBeGreaterThanOrEqual(19); // one token at 50/s
+  });
+
+  test.each<[string, { tokens: number; atEpochMs: number } | undefined, number, number]>([
+    ['no earlier level (a cold start)', undefined, 10_000, 100],
+    ['a level 400 ms old', { tokens: 2, atEpochMs: 10_000 }, 10_400, 4],
+    ['a level with calls still waiting', { tokens: -10, atEpochMs: 10_000 }, 10_000, -10],
+    ['a level an hour old', { tokens: 2, atEpochMs: 10_000 }, 3_610_000, 100],
+    ['a level from a clock ahead of this one', { tokens: 2, atEpochMs: 10_000 }, 9_000, 2],
+  ])('GIVEN %s THEN the bucket starts from it, refilled at the rate for the wall-clock time since, never above the burst', (_name, initial, wallNow, tokens) => {
+    const limiter = new TokenBucketRateLimiter(5, 100, () => 0, initial, () => wallNow);
+
+    expect(limiter.level(() => wallNow)).toEqual({ tokens, atEpochMs: wallNow });
+  });
+
+  test('GIVEN tokens taken, a caller waiting and a throttling answer THEN level() says what is left, negative while a call waits for its token', async () => {
+    const limiter = new TokenBucketRateLimiter(100, 3, () => 0);
+    for (let k = 0; k < 3; k++) await limiter.getSendToken();
+    expect(limiter.level(() => 1).tokens).toBe(0);
+
+    const waiting = limiter.getSendToken();
+    limiter.updateClientSendingRate({ errorType: 'THROTTLING' });
+
+    expect(limiter.level(() => 1).tokens).toBe(-1);
+    await waiting;
+  });
+
+  test('GIVEN a level below zero from the last step THEN the first call waits for its token', async () => {
+    const limiter = new TokenBucketRateLimiter(50, 10, undefined, { tokens: -1, atEpochMs: Date.now() });
+    const t = performance.now();
+
+    await limiter.getSendToken();
+
+    expect(performance.now() - t).toBeGreaterThanOrEqual(35); // 2 tokens at 50/s
   });
 
   test('rejects a rate or burst that cannot work', () => {

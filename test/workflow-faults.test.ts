@@ -10,9 +10,9 @@
  * lags of 8 s and 30 s are 80 ms and 300 ms.
  */
 import { runSnapshotStep } from '../lambda/snapshot-step';
+import { Ec2SimulatorOptions } from './support/ec2-simulator';
 import { CapturedLog, FAST_SETTINGS, FaultHarness, fleet, ids, instanceId, runRequest, testOccurrence } from './support/fault-harness';
 import { largestStateBytes, synthesizeWorkflow, WorkflowHarness, WorkflowHarnessOptions } from './support/workflow-harness';
-import { Ec2SimulatorOptions } from './support/ec2-simulator';
 import { newCursor } from '../lambda/ledger';
 
 const SCALE = 100;
@@ -76,7 +76,7 @@ describe('duplicate deliveries of one occurrence', () => {
     expect(winner.counts).toMatchObject({ selected: 40, created: 40, failed: 0 });
     expect(loser.ownerExecution).toContain(`:${winner.executionName}`);
     expectOneSetEach(ids(instances));
-  });
+  }, 20_000);
 
   test('GIVEN a second delivery (another execution id) while the first run is between steps WHEN it starts THEN it ends as a duplicate and the first run completes alone', async () => {
     const instances = fleet(24);
@@ -247,7 +247,7 @@ describe('a fleet that changes during the run', () => {
     instances[2].state = 'pending';
     const h = await setUp({ instances });
     const result = await h.startExecution('exec-a', delivery('exec-a'), {
-      afterWorker: (call, index) => { if (index === 1) faults!.sim.setInstanceState(instances[2].instanceId, 'running'); },
+      afterWorker: (_call, index) => { if (index === 1) faults!.sim.setInstanceState(instances[2].instanceId, 'running'); },
     });
     expect(result.output).toMatchObject({ result: 'succeeded', passes: 2, counts: { created: 6, notAttempted: 0 } });
     expect(h.log.lines.some((l) => l.attributes.code === 'InstancePending' && l.attributes.instanceId === instances[2].instanceId)).toBe(true);

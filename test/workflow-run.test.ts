@@ -1,6 +1,5 @@
-import { FaultHarness, fleet, ids } from './support/fault-harness';
+import { FaultHarness, fleet, ids, FAST_SETTINGS } from './support/fault-harness';
 import { synthesizeWorkflow, WorkflowHarness } from './support/workflow-harness';
-import { FAST_SETTINGS } from './support/fault-harness';
 import { SCHEDULED_TIME_TAG } from '../src/private/request-contract';
 
 const SETTINGS = { ...FAST_SETTINGS, settleWindowMs: 200, lookIntervalMs: 20, stepBudgetMs: 60_000 };

@@ -77,7 +77,10 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   // Prepare has no side effect: every Lambda service error may be retried.
   prepare.addRetry({
     errors: [...NOT_INVOKED_ERRORS, 'Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.Unknown', 'States.Timeout'],
-    interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL,
+    interval: Duration.seconds(2),
+    backoffRate: 2,
+    maxAttempts: 6,
+    jitterStrategy: sfn.JitterType.FULL,
   });
   prepare.addCatch(rejected, { errors: [WORKFLOW.invalidInputError], resultPath: '$.error' });
 
@@ -97,7 +100,10 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   // Throttling and server errors are retried; the owner condition makes a repeated write harmless.
   claim.addRetry({
     errors: ['DynamoDB.ProvisionedThroughputExceededException', 'DynamoDB.ThrottlingException', 'DynamoDB.RequestLimitExceeded', 'DynamoDB.InternalServerErrorException', 'DynamoDB.AmazonDynamoDBException', 'States.Timeout'],
-    interval: Duration.seconds(1), backoffRate: 2, maxAttempts: 8, jitterStrategy: sfn.JitterType.FULL,
+    interval: Duration.seconds(1),
+    backoffRate: 2,
+    maxAttempts: 8,
+    jitterStrategy: sfn.JitterType.FULL,
   });
 
   const findOwner = new tasks.DynamoGetItem(scope, 'FindOwner', {

@@ -220,6 +220,15 @@ export class Ec2Simulator {
   private readonly lastSnapshotAt = new Map<string, number>();
   /** snapshotId -> index (in `calls`) of the CreateSnapshots call that made it */
   private readonly snapshotCall = new Map<string, number>();
+  /** tag key -> value -> snapshots carrying it, in creation order (DescribeSnapshots narrows with it) */
+  private readonly snapshotsByTag = new Map<string, Map<string, SimSnapshot[]>>();
+  /** snapshot -> its place in `snapshots` */
+  private readonly snapshotSeq = new Map<SimSnapshot, number>();
+  /**
+   * DescribeInstances: the filtered instances of the first page of a listing, reused by its later
+   * pages (by request fingerprint), so a listing of N instances costs O(N), not O(N^2 / page).
+   */
+  private readonly listings = new Map<string, InstanceRecord[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private server?: http.Server;
   private url?: string;
@@ -563,6 +572,12 @@ export class Ec2Simulator {
     }
     const filters = parseFilters(params, INSTANCE_FILTERS);
     checkDryRun(params);
+    const fingerprint = requestFingerprint('DescribeInstances', params);
+    const cached = params.NextToken ? this.listings.get(fingerprint) : undefined;
+    if (cached && ids.length === 0) {
+      const page = paginate('DescribeInstances', params, cached, maxResults);
+      return node('reservationSet', ...page.items.map((i) => this.reservationXml(i))) + text('nextToken', page.nextToken);
+    }
     let instances = [...this.instances.values()];
     if (ids.length > 0) {
       const missing = ids.filter((id) => !this.instances.has(id));
@@ -574,6 +589,11 @@ export class Ec2Simulator {
       instances = instances.filter((i) => ids.includes(i.instanceId));
     }
     instances = instances.filter((i) => matchesAll(filters, (name) => instanceValues(i, name)));
+    if (ids.length === 0) {
+      this.listings.delete(fingerprint);
+      this.listings.set(fingerprint, instances);
+      if (this.listings.size > 64) this.listings.delete(this.listings.keys().next().value!);
+    }
     const page = paginate('DescribeInstances', params, instances, maxResults);
     const reservations = page.items.map((i) => this.reservationXml(i));
     return node('reservationSet', ...reservations) + text('nextToken', page.nextToken);
@@ -638,7 +658,15 @@ export class Ec2Simulator {
       startTimeMs,
     }));
     for (const snapshot of created) {
+      this.snapshotSeq.set(snapshot, this.snapshots.length);
       this.snapshots.push(snapshot);
+      for (const [key, value] of Object.entries(snapshot.tags)) {
+        let byValue = this.snapshotsByTag.get(key);
+        if (!byValue) this.snapshotsByTag.set(key, byValue = new Map());
+        let list = byValue.get(value);
+        if (!list) byValue.set(value, list = []);
+        list.push(snapshot);
+      }
       this.snapshotCall.set(snapshot.snapshotId, callIndex);
       this.lastSnapshotAt.set(snapshot.volumeId, now);
     }
@@ -666,7 +694,7 @@ export class Ec2Simulator {
     }
     const filters = parseFilters(params, SNAPSHOT_FILTERS);
     checkDryRun(params);
-    let snapshots = [...this.snapshots];
+    let snapshots = this.narrowByTag(filters);
     if (ids.length > 0) {
       const known = new Set(snapshots.map((s) => s.snapshotId));
       const missing = ids.filter((id) => !known.has(id));
@@ -781,6 +809,22 @@ export class Ec2Simulator {
       node('groupSet'),
       node('instancesSet', instance),
     );
+  }
+
+  /**
+   * The snapshots that can match: with a `tag:` filter of exact values, only those carrying one of
+   * them (the most selective such filter), in creation order; otherwise all.
+   */
+  private narrowByTag(filters: Filter[]): SimSnapshot[] {
+    let best: SimSnapshot[] | undefined;
+    for (const f of filters) {
+      if (!f.name.startsWith('tag:') || f.values.some((v) => /[*?\\]/.test(v))) continue;
+      const byValue = this.snapshotsByTag.get(f.name.slice(4));
+      const found = f.values.flatMap((v) => byValue?.get(v) ?? []);
+      if (!best || found.length < best.length) best = found;
+    }
+    if (!best) return [...this.snapshots];
+    return [...new Set(best)].sort((a, b) => this.snapshotSeq.get(a)! - this.snapshotSeq.get(b)!);
   }
 
   private snapshotValues(s: SimSnapshot, name: string): string[] {
@@ -968,9 +1012,15 @@ function parseSnapshotTags(params: Record<string, string>): Record<string, strin
  * Offset pagination with an opaque token bound to the action and to the other
  * parameters (a token reused with different filters answers InvalidPaginationToken).
  */
+/** The request without its paging and dry-run parameters: what a pagination token is bound to. */
+function requestFingerprint(action: string, params: Record<string, string>): string {
+  const { NextToken: _token, MaxResults: _max, DryRun: _dryRun, ...rest } = params;
+  return hashHex(action + '\n' + JSON.stringify(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), 16);
+}
+
 function paginate<T>(action: string, params: Record<string, string>, items: T[], maxResults: number | undefined): Page<T> {
-  const { NextToken: token, MaxResults: _max, DryRun: _dryRun, ...rest } = params;
-  const fingerprint = hashHex(action + '\n' + JSON.stringify(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), 16);
+  const token = params.NextToken;
+  const fingerprint = requestFingerprint(action, params);
   let offset = 0;
   if (token !== undefined && token !== '') {
     const decoded = decodeToken(token);

@@ -7,7 +7,7 @@ import { Ec2Simulator, Ec2SimulatorOptions, SimInstance } from './ec2-simulator'
 import { createEc2Clients, Ec2ClientsOptions } from '../../lambda/clients';
 import { RunLog } from '../../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings, StepEnvironment } from '../../lambda/snapshot-step';
-import { INSTANCE_ID_TAG, Occurrence, parseOccurrence, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
+import { DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, INSTANCE_ID_TAG, Occurrence, parseOccurrence, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
 
 export const CREDENTIALS = { accessKeyId: 'AKIDFAULTTEST', secretAccessKey: 'fault-test-secret' };
 export const REGION = 'us-east-1';
@@ -115,13 +115,17 @@ export class FaultHarness {
     return clients;
   }
 
-  /** A step environment: the worker's clients, a captured log, fast settings and unlimited time. */
+  /**
+   * A step environment: the worker's clients, a captured log, fast settings, unlimited time, and
+   * the CreateSnapshots rate the clients pace to (EC2's default unless `clients` sets one).
+   */
   environment(overrides: Partial<StepEnvironment> & { clients?: Ec2ClientsOptions } = {}): HarnessEnvironment {
     const { clients, ...rest } = overrides;
     return {
       ...this.clientsFor(clients),
       log: new CapturedLog(),
       settings: FAST_SETTINGS,
+      createSnapshotsPerSecond: clients?.createSnapshotsPerSec || DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
       remainingMs: () => 900_000,
       ...rest,
     } as HarnessEnvironment;

@@ -175,6 +175,7 @@ export class WorkflowHarness {
     } as MetricsSink;
   })();
   private readonly stateMachine: LocalStateMachine;
+  private readonly executions = new Map<string, { input: string; result: Promise<ExecutionResult>; closed: boolean }>();
   private readonly clients: EC2Client[] = [];
 
   constructor(readonly workflow: SynthesizedWorkflow, readonly faults: FaultHarness, private readonly options: WorkflowHarnessOptions) {
@@ -226,7 +227,6 @@ export class WorkflowHarness {
     });
   }
 
-  private readonly executions = new Map<string, { input: string; result: Promise<ExecutionResult>; closed: boolean }>();
 
   /**
    * StartExecution as Step Functions answers it: a repeated start with the same name and input
