@@ -1,8 +1,9 @@
 /**
  * One worker step of a run: list the selection -> look up what the occurrence already has ->
- * CreateSnapshots for the rest, in instance-id order from the cursor, paced and with bounded
- * concurrency -> return the cursor. Every instance the step starts is resolved before it returns,
- * so the cursor is a plain position: everything up to it is handled in this pass.
+ * CreateSnapshots for the rest of the step's window, paced and with bounded concurrency -> return
+ * the cursor. Windows follow each other in instance-id order (within a window, instances are taken
+ * as the listing delivers them). Every instance the step starts is resolved before it returns, so
+ * the cursor is a plain position: everything up to it is handled in this pass.
  *
  * Every dependency (clients, clock, remaining time, logging) comes in through `StepEnvironment`,
  * so this file is tested without Lambda, with mocked clients or the real SDK against a local EC2
@@ -13,7 +14,7 @@ import { buildCreateSnapshotsInput, buildDescribeOccurrenceSnapshotsInput, insta
 import { ClassifiedError, classifyError, ErrorAction } from './error-codes';
 import { finishRun, Ledger, RunCursor, RunLog, startRetryPass } from './ledger';
 import { after, counted, listExcludedVolumes, listSelection, listSelectionPages } from './selection';
-import { Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
+import { DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
 
 /** Tuning of the worker. Defaults follow EC2's documented limits; tests and the benchmark scale them. */
 export interface RunSettings {
@@ -116,7 +117,8 @@ export async function runSnapshotStep(
   // The step's window: the selected instances after the cursor, up to `windowEnd`, sized so the
   // step can create their sets within its budget at the paced rate. With a window end from the
   // previous step, the listing streams: calls start with the first page instead of after the last.
-  const windowFor = (budgetMs: number) => Math.max(s.concurrency, Math.floor((env.createSnapshotsPerSecond * Math.max(0, budgetMs)) / 1000));
+  const rate = Number.isFinite(env.createSnapshotsPerSecond) && env.createSnapshotsPerSecond > 0 ? env.createSnapshotsPerSecond : DEFAULT_CREATE_SNAPSHOTS_PER_SECOND;
+  const windowFor = (budgetMs: number) => Math.max(s.concurrency, Math.floor((rate * Math.max(0, budgetMs)) / 1000));
   // The next step streams its listing while it creates: its window may use the whole budget.
   const windowSize = windowFor(s.stepBudgetMs);
   const todo: Instance[] = [];

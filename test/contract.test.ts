@@ -128,7 +128,7 @@ describe('parseRunRequest rejects requests it cannot honour, naming every field'
 
   test.each<[string, unknown, string[]]>([
     ['not an object', 'hello', ['event: the event must be a JSON object, got: "hello"']],
-    ['a version 1 request (execution id and scheduled time inside)', { ...valid, version: 1, executionId: 'e', scheduledTime: '2026-11-24T02:30:00Z' }, ['version: version must be 2, got: 1']],
+    ['a version 1 request (execution id and scheduled time inside)', { ...valid, version: 1, executionId: 'e', scheduledTime: '2026-11-24T02:30:00Z' }, ['request: the request has fields no version 2 request has, got: ["executionId","scheduledTime"]', 'version: version must be 2, got: 1']],
     ['a version from the future', { ...valid, version: 3 }, ['version: version must be 2, got: 3']],
     ['no schedule id', { ...valid, scheduleId: undefined }, ['scheduleId: scheduleId must be a non-empty string, got: undefined']],
     ['a schedule id with white space around it', { ...valid, scheduleId: ' S/N' }, ['scheduleId: scheduleId must not start or end with white space, got: " S/N"']],

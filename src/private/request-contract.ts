@@ -129,6 +129,12 @@ export interface Occurrence {
 /** How long an occurrence's lock is kept: beyond Step Functions' 90 days of execution history. */
 export const LOCK_RETENTION_DAYS = 100;
 
+/** Every field a `SnapshotRunRequest` may have. */
+const REQUEST_KEYS = [
+  'version', 'scheduleId', 'instanceTags', 'excludeBootVolume', 'excludeDataVolumeIds', 'excludeDataVolumeTags',
+  'outpostArn', 'description', 'snapshotTags', 'copyTagsFromSource', 'dryRun', 'createSnapshotsPerSecond',
+];
+
 /** One problem found in a request or in props: the prop it concerns and what is wrong. */
 export interface ContractViolation {
   readonly prop: string;
@@ -309,6 +315,10 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     return value;
   };
 
+  const unknown = Object.keys(event).filter((k) => !REQUEST_KEYS.includes(k));
+  if (unknown.length > 0) {
+    v.push({ prop: 'request', message: `the request has fields no version ${REQUEST_VERSION} request has, got: ${show(unknown)}` });
+  }
   if (event.version !== REQUEST_VERSION) {
     v.push({ prop: 'version', message: `version must be ${REQUEST_VERSION}, got: ${show(event.version)}` });
   }
