@@ -34,21 +34,11 @@ interface Scenario {
   readonly bucket: TokenBucketOptions;
 }
 
-interface ScenarioResult {
+interface ScenarioResult extends Omit<SimulatorReport, 'firstCreateAtMs' | 'lastCreateAtMs'> {
   readonly name: string;
-  readonly instances: number;
-  readonly volumes: number;
   readonly status: string;
   readonly summary: any;
   readonly steps: number;
-  readonly createSnapshotsCalls: number;
-  readonly throttledCalls: number;
-  readonly describeInstancesCalls: number;
-  readonly describeSnapshotsCalls: number;
-  readonly allCalls: number;
-  readonly created: number;
-  readonly lost: number;
-  readonly duplicates: number;
   readonly maxStateBytes: number;
   readonly durationMs: number;
   /** From the first CreateSnapshots call to the last one. */
@@ -224,25 +214,16 @@ async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
   }
   await collect;
   const durationMs = performance.now() - started;
-  const r = await sim.report();
+  const { firstCreateAtMs, lastCreateAtMs, ...report } = await sim.report();
   return {
+    ...report,
     name: scenario.name,
-    instances: r.instances,
-    volumes: r.volumes,
     status,
     summary: summary && { counts: summary.counts, failuresByCode: summary.failuresByCode, passes: summary.passes, apiCalls: summary.apiCalls },
     steps: events.filter((e) => e.type === 'StateEntered' && e.state?.name === 'SnapshotStep').length,
-    createSnapshotsCalls: r.createSnapshotsCalls,
-    throttledCalls: r.throttledCalls,
-    describeInstancesCalls: r.describeInstancesCalls,
-    describeSnapshotsCalls: r.describeSnapshotsCalls,
-    allCalls: r.allCalls,
-    created: r.created,
-    lost: r.lost,
-    duplicates: r.duplicates,
     maxStateBytes: largestStateBytes(events),
     durationMs,
-    createWindowMs: r.lastCreateAtMs - r.firstCreateAtMs,
+    createWindowMs: lastCreateAtMs - firstCreateAtMs,
   };
 }
 

@@ -74,6 +74,17 @@ export function clientOptionsFromEnv(env: Record<string, string | undefined>, ra
   };
 }
 
+/** Seconds of calls kept in flight at the paced rate (a CreateSnapshots call takes a fraction of a second). */
+export const IN_FLIGHT_SECONDS = 0.2;
+
+/**
+ * The settings with enough calls in flight to keep pace at `ratePerSecond` (an account with a
+ * raised CreateSnapshots limit), never fewer than configured.
+ */
+export function withInFlightFor(settings: RunSettings, ratePerSecond: number): RunSettings {
+  return { ...settings, concurrency: Math.max(settings.concurrency, Math.ceil(ratePerSecond * IN_FLIGHT_SECONDS)) };
+}
+
 /** Metrics of a finished run, one CloudWatch metric each (EMF), by schedule. */
 export function runMetrics(cursor: RunCursor): Array<[string, number]> {
   const c = cursor.counts;
@@ -184,7 +195,7 @@ export function makeWorker(deps: WorkerDependencies) {
           ec2: clients.ec2,
           ec2Create: clients.ec2Create,
           log,
-          settings: deps.settings,
+          settings: withInFlightFor(deps.settings, clientOptions.createSnapshotsPerSec!),
           createSnapshotsPerSecond: clientOptions.createSnapshotsPerSec!,
           remainingMs: () => context.getRemainingTimeInMillis(),
           now,

@@ -12,7 +12,7 @@ import { CREDENTIALS, instanceId } from './support/fault-harness';
 import { createEc2Clients, Ec2Clients, Ec2ClientsOptions } from '../lambda/clients';
 import { newCursor, RunCursor } from '../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings } from '../lambda/snapshot-step';
-import { clientOptionsFromEnv, makeWorker, PreparedRun, REQUEST_SHA256_ENV, runMetrics, settingsFromEnv, ThrottlingOnlyRetryStrategy } from '../lambda/worker';
+import { clientOptionsFromEnv, makeWorker, PreparedRun, REQUEST_SHA256_ENV, runMetrics, settingsFromEnv, ThrottlingOnlyRetryStrategy, withInFlightFor } from '../lambda/worker';
 import { InvalidRunRequestError, Occurrence, parseRunRequest, requestSha256, SnapshotRunRequest } from '../src/private/request-contract';
 
 // Powertools writes through the global console in dev mode, where the test reads each line.
@@ -424,5 +424,17 @@ describe('ThrottlingOnlyRetryStrategy', () => {
     inner.refreshRetryTokenForRetry.mockClear();
     await expect(strategy.refreshRetryTokenForRetry(token(0), { errorType })).rejects.toThrow(`not retrying a ${errorType} error`);
     expect(inner.refreshRetryTokenForRetry).not.toHaveBeenCalled();
+  });
+});
+
+describe('calls in flight', () => {
+  test.each([
+    [5, 10, 10],
+    [50, 10, 10],
+    [100, 10, 20],
+    [250, 10, 50],
+    [5, 1, 1],
+  ])('GIVEN a paced rate of %i/s and %i configured WHEN the worker sets up a step THEN %i calls are kept in flight', (rate, configured, expected) => {
+    expect(withInFlightFor({ ...DEFAULT_SETTINGS, concurrency: configured }, rate).concurrency).toBe(expected);
   });
 });
