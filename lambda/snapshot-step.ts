@@ -117,7 +117,8 @@ export async function runSnapshotStep(
   // The step's window: the selected instances after the cursor, up to `windowEnd`, sized so the
   // step can create their sets within its budget at the paced rate. With a window end from the
   // previous step, the listing streams: calls start with the first page instead of after the last.
-  const rate = Number.isFinite(env.createSnapshotsPerSecond) && env.createSnapshotsPerSecond > 0 ? env.createSnapshotsPerSecond : DEFAULT_CREATE_SNAPSHOTS_PER_SECOND;
+  const paced = env.createSnapshotsPerSecond;
+  const rate = Number.isFinite(paced) && paced > 0 ? paced : DEFAULT_CREATE_SNAPSHOTS_PER_SECOND;
   const windowFor = (budgetMs: number) => Math.max(s.concurrency, Math.floor((rate * Math.max(0, budgetMs)) / 1000));
   // The next step streams its listing while it creates: its window may use the whole budget.
   const windowSize = windowFor(s.stepBudgetMs);

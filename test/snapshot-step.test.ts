@@ -670,7 +670,10 @@ describe('windows and the cursor', () => {
     listing(...I.slice(1, 6).map((id) => instance(id)));
 
     const { cursor } = await step(REQUEST, { ...newCursor(0), after: I[1] }, {
-      remainingMs: () => 10_000, createSnapshotsPerSecond: 100, now: frozen, settings: { ...SETTINGS, reserveMs: 30_000, concurrency: 1, stepBudgetMs: 20 },
+      remainingMs: () => 10_000,
+      createSnapshotsPerSecond: 100,
+      now: frozen,
+      settings: { ...SETTINGS, reserveMs: 30_000, concurrency: 1, stepBudgetMs: 20 },
     });
 
     expect(ec2Mock).not.toHaveReceivedCommand(CreateSnapshotsCommand);
