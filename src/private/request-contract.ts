@@ -514,3 +514,30 @@ function canonicalJson(value: unknown): string {
   }
   return JSON.stringify(value);
 }
+
+/**
+ * The run's CloudWatch metrics (embedded metric format), named once for the worker that emits them
+ * and the construct's metric helpers and alarms. Every metric has exactly one dimension,
+ * `Schedule` (the schedule id).
+ */
+export const METRICS = {
+  namespace: 'CdkInstanceSnapshots',
+  scheduleDimension: 'Schedule',
+  /** Emitted once per finished run (the final step). */
+  instancesSelected: 'InstancesSelected',
+  snapshotSetsCreated: 'SnapshotSetsCreated',
+  instancesAlreadyDone: 'InstancesAlreadyDone',
+  dryRunChecksPassed: 'DryRunChecksPassed',
+  instancesSkipped: 'InstancesSkipped',
+  instancesFailed: 'InstancesFailed',
+  instancesNotAttempted: 'InstancesNotAttempted',
+  /** Seconds from the run's first step to its end. */
+  runDuration: 'RunDuration',
+  /** Emitted by every step, also one that fails: 1 when the step threw. */
+  stepFailures: 'StepFailures',
+  /** Sets whose snapshots EC2 reported failed after CreateSnapshots returned (EBS completion events). */
+  snapshotSetsFailed: 'SnapshotSetsFailed',
+} as const;
+
+/** The worker's environment variable that names the SNS topic it notifies of failed sets. */
+export const NOTIFICATION_TOPIC_ENV = 'NOTIFICATION_TOPIC_ARN';
