@@ -164,7 +164,7 @@ export function makeWorker(deps: WorkerDependencies) {
       request = parseRequest(event);
       logger.appendKeys({ scheduleId: request.scheduleId, dryRun: request.dryRun });
       if (event.action === WORKFLOW.actionPrepare) {
-        const prepared = parseOccurrence(request.scheduleId, event.input, event.executionName);
+        const prepared = parseOccurrence(request.scheduleId, event.input, event.executionName, now());
         logger.appendKeys({ scheduledTime: prepared.scheduledTime, executionName: prepared.executionName });
         logger.info('run prepared', { lockKey: prepared.lockKey });
         return { occurrence: prepared, cursor: newCursor(now()), recoveries: 0 };

@@ -107,7 +107,7 @@ describe('what the construct synthesizes is what the worker accepts', () => {
   test('GIVEN the scheduler\'s StartExecution with its context attributes filled in WHEN Prepare parses it THEN it names the occurrence', () => {
     const { startExecution } = synthesize({ instanceTags: { Backup: ['nightly'] } });
 
-    expect(parseOccurrence('ContractStack/Schedule', JSON.parse(startExecution.Input), startExecution.Name)).toEqual({
+    expect(parseOccurrence('ContractStack/Schedule', JSON.parse(startExecution.Input), startExecution.Name, 0)).toEqual({
       scheduledTime: '2026-11-24T02:30:00Z',
       executionName: 'd32c5kddcf5bb8c3',
       lockKey: 'ContractStack/Schedule#2026-11-24T02:30:00Z',
@@ -210,19 +210,32 @@ describe('canonicalScheduledTime', () => {
 
 describe('parseOccurrence', () => {
   const time = '2026-11-24T02:30:00Z';
-  const expiresAt = String(Date.parse(time) / 1000 + LOCK_RETENTION_DAYS * 86_400);
+  /** Prepare runs 5 s after the scheduled time. */
+  const preparedAt = Date.parse('2026-11-24T02:30:05Z');
+  const expiresAt = String(preparedAt / 1000 + LOCK_RETENTION_DAYS * 86_400);
 
   test.each<[string, unknown, string]>([
     ['a scheduled run', { scheduledTime: time, schedulerExecutionId: 'd32c5kddcf5bb8c3' }, 'd32c5kddcf5bb8c3'],
     ['a run started by hand', { scheduledTime: time }, 'manual-rerun-1'],
     ['the same time with milliseconds', { scheduledTime: '2026-11-24T02:30:00.000Z' }, 'other_name-2'],
   ])('GIVEN %s THEN the occurrence is the schedule and the canonical time, with a lock kept beyond the execution history', (_name, input, executionName) => {
-    expect(parseOccurrence('Stack/Nightly', input, executionName)).toEqual({
+    expect(parseOccurrence('Stack/Nightly', input, executionName, preparedAt)).toEqual({
       scheduledTime: time,
       executionName,
       lockKey: `Stack/Nightly#${time}`,
       expiresAt,
     });
+  });
+
+  test('GIVEN an old occurrence started by hand today WHEN it is prepared THEN its lock is kept from today, not from the scheduled time', () => {
+    const today = Date.parse('2027-06-01T12:00:00Z');
+    const old = parseOccurrence('Stack/Nightly', { scheduledTime: '2026-01-01T00:00:00Z' }, 'rerun', today);
+    expect(old.expiresAt).toBe(String(today / 1000 + LOCK_RETENTION_DAYS * 86_400));
+  });
+
+  test('GIVEN a future occurrence WHEN it is prepared early THEN its lock is kept from the scheduled time', () => {
+    const early = parseOccurrence('Stack/Nightly', { scheduledTime: '2027-01-01T00:00:00Z' }, 'early', Date.parse('2026-12-01T00:00:00Z'));
+    expect(early.expiresAt).toBe(String(Date.parse('2027-01-01T00:00:00Z') / 1000 + LOCK_RETENTION_DAYS * 86_400));
   });
 
   const long = 'a'.repeat(300);
@@ -278,7 +291,7 @@ describe('checkOccurrence', () => {
 
   test.each<[string, unknown]>([
     ['another lock key', { ...occurrence, lockKey: 'Stack/Nightly#2026-11-25T02:30:00Z' }],
-    ['another expiry', { ...occurrence, expiresAt: '9999999999' }],
+    ['an expiry that is not a time', { ...occurrence, expiresAt: 'never' }],
     ['another scheduled time', { ...occurrence, scheduledTime: '2026-11-25T02:30:00Z' }],
   ])('GIVEN an occurrence with %s THEN it is rejected', (_name, value) => {
     expect(violations(() => checkOccurrence('Stack/Nightly', value))).toEqual([

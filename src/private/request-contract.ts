@@ -444,7 +444,7 @@ export function canonicalScheduledTime(value: string): string | undefined {
  * a real UTC timestamp, the execution id and name must be filled in (not a literal
  * `<aws.scheduler.*>` placeholder) and fit EC2's 256-character tag values.
  */
-export function parseOccurrence(scheduleId: string, input: unknown, executionName: unknown): Occurrence {
+export function parseOccurrence(scheduleId: string, input: unknown, executionName: unknown, nowMs: number = Date.now()): Occurrence {
   const v: ContractViolation[] = [];
   const record = isRecord(input) ? input : undefined;
   if (!record) {
@@ -480,7 +480,9 @@ export function parseOccurrence(scheduleId: string, input: unknown, executionNam
   }
   v.push(...checkScheduleId(scheduleId));
   if (v.length > 0) throw new InvalidRunRequestError(v);
-  const expiresAt = Math.floor(Date.parse(scheduledTime!) / 1000) + LOCK_RETENTION_DAYS * 86_400;
+  // Kept from the later of the scheduled time and now: a lock taken today for an old occurrence
+  // (a run started by hand) must not expire at once.
+  const expiresAt = Math.floor(Math.max(Date.parse(scheduledTime!), nowMs) / 1000) + LOCK_RETENTION_DAYS * 86_400;
   return {
     scheduledTime: scheduledTime!,
     executionName: executionName as string,
@@ -493,10 +495,10 @@ export function parseOccurrence(scheduleId: string, input: unknown, executionNam
 export function checkOccurrence(scheduleId: string, value: unknown): Occurrence {
   const o = isRecord(value) ? value : {};
   const again = parseOccurrence(scheduleId, { scheduledTime: o.scheduledTime }, o.executionName);
-  if (again.lockKey !== o.lockKey || again.expiresAt !== o.expiresAt) {
+  if (again.lockKey !== o.lockKey || typeof o.expiresAt !== 'string' || !/^\d{1,12}$/.test(o.expiresAt)) {
     throw new InvalidRunRequestError([{ prop: 'occurrence', message: `the occurrence does not match its scheduled time and schedule, got: ${show(value)}` }]);
   }
-  return again;
+  return { ...again, expiresAt: o.expiresAt };
 }
 
 /**
