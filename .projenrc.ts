@@ -28,6 +28,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   devDeps: [
     '@aws-sdk/client-ec2',
+    // Notifies the schedule's topic of failed snapshot sets (EBS completion events); bundled into the worker.
+    '@aws-sdk/client-sns',
     '@aws-lambda-powertools/logger',
     '@aws-lambda-powertools/metrics',
     '@smithy/core',

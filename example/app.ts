@@ -1,8 +1,9 @@
 /**
  * The README's main job: an app with a stack that uses InstanceSnapshotSchedule. Synthesizes it
  * to cdk.out.example/ and prints what `cdk deploy` would create: the resources (per schedule and
- * shared), the schedules with their time zones, each worker's permissions with their conditions,
- * and the workflow's states in the order a run meets them.
+ * shared), the schedules with their time zones, where each schedule's failures are notified
+ * (alarms and rules), each worker's permissions with their conditions, and the workflow's states in
+ * the order a run meets them.
  *
  *   npx projen example
  */
@@ -89,6 +90,20 @@ for (const schedule of schedules) {
   console.log(`  when:      ${props.ScheduleExpression} in ${props.ScheduleExpressionTimezone ?? 'UTC'}, ${props.State.toLowerCase()}`);
   console.log(`  what:      ${props.Description}`);
   console.log(`  starts:    ${text(props.Target.Arn)} (retries ${props.Target.RetryPolicy.MaximumRetryAttempts} times within ${props.Target.RetryPolicy.MaximumEventAgeInSeconds / 3600} h)`);
+
+  console.log('  failures go to:');
+  for (const alarm of [schedule.instancesFailedAlarm, schedule.heartbeatAlarm, schedule.deadLetterQueueAlarm]) {
+    if (!alarm) continue;
+    const a = resourceOf(alarm).Properties;
+    const what = a.Metrics ? a.Metrics.find((m: any) => m.Expression).Expression : `${a.Statistic} of ${a.MetricName}`;
+    const period = a.Period ?? a.Metrics.find((m: any) => m.MetricStat).MetricStat.Period;
+    console.log(`    ${alarm.node.id.padEnd(22)} alarm if ${what} ${a.ComparisonOperator} ${a.Threshold}`
+      + ` (${a.DatapointsToAlarm ?? a.EvaluationPeriods} of ${a.EvaluationPeriods} x ${period} s, missing data ${a.TreatMissingData}) -> ${text(a.AlarmActions)}`);
+  }
+  for (const rule of [schedule.runFailedRule, schedule.snapshotSetFailedRule]) {
+    const r = resourceOf(rule).Properties;
+    console.log(`    ${rule.node.id.padEnd(22)} rule on ${r.EventPattern['detail-type'][0]} -> ${text(r.Targets[0].Arn)}`);
+  }
 
   console.log('  worker may:');
   for (const policy of resourceOf(schedule.workerRole).Properties.Policies) {

@@ -1,8 +1,9 @@
 /**
- * The EC2 clients of the handler, built in one place so that tests and the benchmark use exactly
+ * The AWS clients of the handler, built in one place so that tests and the benchmark use exactly
  * the configuration that ships (only the endpoint, credentials and retry delays are swapped).
  */
 import { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { AdaptiveRetryStrategy, RateLimiter } from '@smithy/core/retry';
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken, StandardRetryBackoffStrategy } from '@smithy/types';
 
@@ -193,5 +194,20 @@ export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
       })),
     }),
     createLimiter: rateLimiter,
+  };
+}
+
+/** The clients of an EBS completion event (DescribeSnapshots, SNS Publish). */
+export interface EventClients {
+  readonly ec2: EC2Client;
+  readonly sns: SNSClient;
+}
+
+/** Clients for completion events: the SDK's standard retries (a repeated Publish is at worst a second notice). */
+export function createEventClients(): EventClients {
+  const requestHandler = { requestTimeout: 20_000, connectionTimeout: 5_000 };
+  return {
+    ec2: new EC2Client({ requestHandler, maxAttempts: DESCRIBE_MAX_ATTEMPTS }),
+    sns: new SNSClient({ requestHandler }),
   };
 }

@@ -1,22 +1,44 @@
 /**
  * Lambda entry of the run's worker: parse -> act -> report. The workflow calls it with one of two
  * actions: `prepare` (check the execution's input and name the occurrence; no AWS call) and
- * `snapshot-step` (one bounded step of the run). Bundled by esbuild into assets/lambda/worker.
+ * `snapshot-step` (one bounded step of the run). An EventBridge rule also sends it EC2's
+ * `EBS Multi-Volume Snapshots Completion Status` events of failed sets: it reports those of its
+ * own schedule (log, metric, SNS). Bundled by esbuild into assets/lambda/worker.
+ *
+ * Metrics (EMF, namespace and names in `METRICS`) have exactly one dimension, `Schedule`: every
+ * `snapshot-step` publishes `StepFailures` (1 when it threw) on its way out, the step that ends the
+ * run adds the run's counts and `RunDuration`, a completion event of this schedule publishes
+ * `SnapshotSetsFailed`.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DescribeSnapshotsCommand, EC2Client, Snapshot } from '@aws-sdk/client-ec2';
+import { PublishCommand } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
-import { createEc2Clients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST } from './clients';
+import { createEc2Clients, createEventClients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST, EventClients } from './clients';
+import {
+  CompletionEvent,
+  describeBatches,
+  describedSnapshot,
+  failureNotification,
+  isFailedSet,
+  isSnapshotsCompletionEvent,
+  parseCompletionEvent,
+  sortSnapshots,
+} from './completion-events';
 import { newCursor, parseCursor, RunCursor, RunLog } from './ledger';
 import { DEFAULT_SETTINGS, RunSettings, runSnapshotStep } from './snapshot-step';
 import {
   checkOccurrence,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
   InvalidRunRequestError,
+  METRICS,
+  NOTIFICATION_TOPIC_ENV,
   Occurrence,
   parseOccurrence,
   parseRunRequest,
   requestSha256,
+  SCHEDULE_ID_ENV,
   show,
   SnapshotRunRequest,
   WORKFLOW,
@@ -85,18 +107,26 @@ export function withInFlightFor(settings: RunSettings, ratePerSecond: number): R
   return { ...settings, concurrency: Math.max(settings.concurrency, Math.ceil(ratePerSecond * IN_FLIGHT_SECONDS)) };
 }
 
-/** Metrics of a finished run, one CloudWatch metric each (EMF), by schedule. */
-export function runMetrics(cursor: RunCursor): Array<[string, number]> {
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+/** Metrics of a finished run, one CloudWatch metric each (EMF), by schedule: name, unit, value. */
+export function runMetrics(cursor: RunCursor): Array<[string, Unit, number]> {
   const c = cursor.counts;
   return [
-    ['InstancesSelected', c.selected],
-    ['SnapshotSetsCreated', c.created],
-    ['InstancesAlreadyDone', c.alreadyDone],
-    ['DryRunChecksPassed', c.dryRunOk],
-    ['InstancesSkipped', c.skipped],
-    ['InstancesFailed', c.failed],
-    ['InstancesNotAttempted', c.notAttempted],
+    [METRICS.instancesSelected, MetricUnit.Count, c.selected],
+    [METRICS.snapshotSetsCreated, MetricUnit.Count, c.created],
+    [METRICS.instancesAlreadyDone, MetricUnit.Count, c.alreadyDone],
+    [METRICS.dryRunChecksPassed, MetricUnit.Count, c.dryRunOk],
+    [METRICS.instancesSkipped, MetricUnit.Count, c.skipped],
+    [METRICS.instancesFailed, MetricUnit.Count, c.failed],
+    [METRICS.instancesNotAttempted, MetricUnit.Count, c.notAttempted],
+    [METRICS.runDuration, MetricUnit.Seconds, (cursor.summary?.durationMs ?? 0) / 1000],
   ];
+}
+
+/** The worker's metrics as it ships: the library's namespace, whatever the environment says. */
+export function createWorkerMetrics(): Metrics {
+  return new Metrics({ namespace: METRICS.namespace });
 }
 
 /** What `prepare` returns: the workflow's state from here on. */
@@ -107,8 +137,45 @@ export interface PreparedRun {
   readonly recoveries: number;
 }
 
-/** Where the final step's metrics go (Powertools' `Metrics`, or a test's recorder). */
-export type MetricsSink = Pick<Metrics, 'addDimension' | 'addMetric' | 'publishStoredMetrics'>;
+/** Where the worker's metrics go (Powertools' `Metrics`, or a test's recorder). */
+export type MetricsSink = Pick<Metrics, 'addDimension' | 'addMetric' | 'publishStoredMetrics' | 'clearDefaultDimensions'>;
+
+/** What the worker did with an EBS completion event. */
+export interface CompletionEventReport {
+  /** This schedule's sets the event reported failed. */
+  readonly failedSets: number;
+  /** Snapshots of other schedules (or not made by this library). */
+  readonly foreignSnapshots: number;
+  /** Snapshots EC2 no longer knows. */
+  readonly missingSnapshots: number;
+  /** Whether an SNS message was published. */
+  readonly notified: boolean;
+}
+
+/**
+ * Describes snapshots by id. EC2 answers a list that names one deleted snapshot with
+ * `InvalidSnapshot.NotFound` and nothing else: that batch is asked again with a `snapshot-id`
+ * filter, which answers with the snapshots that still exist.
+ */
+export async function describeSnapshotsById(ec2: EC2Client, snapshotIds: string[]): Promise<Snapshot[]> {
+  const found: Snapshot[] = [];
+  for (const batch of describeBatches(snapshotIds)) {
+    try {
+      found.push(...(await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], SnapshotIds: batch }))).Snapshots ?? []);
+    } catch (e) {
+      if ((e as Error).name !== 'InvalidSnapshot.NotFound') throw e;
+      let nextToken: string | undefined;
+      do {
+        const page = await ec2.send(new DescribeSnapshotsCommand({
+          OwnerIds: ['self'], Filters: [{ Name: 'snapshot-id', Values: batch }], MaxResults: 1000, NextToken: nextToken,
+        }));
+        found.push(...page.Snapshots ?? []);
+        nextToken = page.NextToken;
+      } while (nextToken);
+    }
+  }
+  return found;
+}
 
 export interface WorkerDependencies {
   readonly settings: RunSettings;
@@ -117,6 +184,11 @@ export interface WorkerDependencies {
   readonly metrics: MetricsSink;
   /** Builds the step's EC2 clients (tests point them at a local EC2 endpoint). */
   createClients(options: Ec2ClientsOptions): Ec2Clients;
+  /**
+   * Builds the clients of completion events, once, at their first use.
+   * @default createEventClients
+   */
+  createEventClients?(): EventClients;
   now?(): number;
 }
 
@@ -152,8 +224,115 @@ export function makeWorker(deps: WorkerDependencies) {
     return request;
   }
 
-  return async function handler(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<PreparedRun | RunCursor> {
+  /** What a `snapshot-step` invocation reports on its way out, whatever happened. */
+  interface StepReport {
+    /** The deployed schedule's id (SCHEDULE_ID), else the request's once it parsed. */
+    scheduleId?: string;
+    failed: boolean;
+    /** The cursor of the run this step finished. */
+    finished?: RunCursor;
+  }
+
+  // Default dimensions (Powertools adds `service`) would change every metric's identity:
+  // the documented one dimension, `Schedule`, is all a line carries.
+  metrics.clearDefaultDimensions();
+
+  function publishStepMetrics(step: StepReport): void {
+    if (!step.scheduleId) return; // nothing names the schedule: the error line says what was wrong
+    try {
+      metrics.addDimension(METRICS.scheduleDimension, step.scheduleId);
+      // A step that threw is repeated by the workflow: only the repeat that returns counts the run.
+      for (const [name, unit, value] of step.finished && !step.failed ? runMetrics(step.finished) : []) {
+        metrics.addMetric(name, unit, value);
+      }
+      metrics.addMetric(METRICS.stepFailures, MetricUnit.Count, step.failed ? 1 : 0);
+      metrics.publishStoredMetrics();
+    } catch (e) {
+      // The step's own outcome stands: a metric that could not be written does not fail (or repeat) it.
+      logger.error('metrics not published', { errorName: (e as Error).name, error: (e as Error).message });
+    }
+  }
+
+  let eventClients: EventClients | undefined;
+
+  async function onCompletionEvent(raw: unknown): Promise<CompletionEventReport> {
+    const scheduleId = deps.env[SCHEDULE_ID_ENV];
+    let event: CompletionEvent;
+    try {
+      if (!scheduleId) {
+        throw new Error(`environment variable ${SCHEDULE_ID_ENV} is not set: this schedule's snapshots cannot be told from others'`);
+      }
+      event = parseCompletionEvent(raw);
+    } catch (e) {
+      const violations = e instanceof InvalidRunRequestError ? e.violations : undefined;
+      logger.error('invalid completion event: nothing done', { error: (e as Error).message, violations });
+      throw e;
+    }
+    logger.appendKeys({ scheduleId, eventId: event.id });
+    if (!isFailedSet(event)) {
+      logger.info('completion event of a set that did not fail: ignored', { event: event.event, result: event.result });
+      return { failedSets: 0, foreignSnapshots: 0, missingSnapshots: 0, notified: false };
+    }
+    eventClients ??= (deps.createEventClients ?? createEventClients)();
+    const described = await describeSnapshotsById(eventClients.ec2, event.snapshots.map((s) => s.snapshotId));
+    const sorted = sortSnapshots(scheduleId, event, described.map(describedSnapshot));
+    const report = {
+      failedSets: sorted.sets.length,
+      foreignSnapshots: sorted.foreignSnapshotIds.length,
+      missingSnapshots: sorted.missingSnapshotIds.length,
+      notified: false,
+    };
+    if (sorted.sets.length === 0) {
+      logger.info('completion event names no snapshot of this schedule: ignored', {
+        foreignSnapshotIds: sorted.foreignSnapshotIds, snapshotsNotFound: sorted.missingSnapshotIds,
+      });
+      return report;
+    }
+    for (const set of sorted.sets) {
+      logger.error('snapshot set failed after CreateSnapshots returned', {
+        ...set, cause: event.cause, ...(sorted.missingSnapshotIds.length > 0 ? { snapshotsNotFound: sorted.missingSnapshotIds } : {}),
+      });
+    }
+    // The metric before the notification: a Publish that fails is retried with the whole event
+    // (Lambda's asynchronous retries), which may count the set twice but never not at all.
+    metrics.addDimension(METRICS.scheduleDimension, scheduleId);
+    metrics.addMetric(METRICS.snapshotSetsFailed, MetricUnit.Count, sorted.sets.length);
+    metrics.publishStoredMetrics();
+    const topicArn = deps.env[NOTIFICATION_TOPIC_ENV];
+    if (!topicArn) {
+      logger.info(`no notification topic (${NOTIFICATION_TOPIC_ENV} is not set): reported in the log and the metric only`);
+      return report;
+    }
+    const { subject, message } = failureNotification(scheduleId, event, sorted);
+    try {
+      await eventClients.sns.send(new PublishCommand({ TopicArn: topicArn, Subject: subject, Message: message }));
+    } catch (e) {
+      logger.error('notification of the failed set not sent', { topicArn, errorName: (e as Error).name, error: (e as Error).message });
+      throw e;
+    }
+    logger.info('failed snapshot set notified', { topicArn, failedSets: sorted.sets.length });
+    return { ...report, notified: true };
+  }
+
+  return async function handler(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<PreparedRun | RunCursor | CompletionEventReport> {
     logger.resetKeys();
+    if (isSnapshotsCompletionEvent(event)) {
+      return onCompletionEvent(event);
+    }
+    if (!(isRecord(event) && event.action === WORKFLOW.actionStep)) {
+      return invoke(event, context, { failed: true });
+    }
+    const step: StepReport = { scheduleId: deps.env[SCHEDULE_ID_ENV] || undefined, failed: true };
+    try {
+      const result = await invoke(event, context, step);
+      step.failed = false;
+      return result;
+    } finally {
+      publishStepMetrics(step);
+    }
+  };
+
+  async function invoke(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>, step: StepReport): Promise<PreparedRun | RunCursor> {
     let request: SnapshotRunRequest;
     let occurrence: Occurrence;
     let cursor: RunCursor;
@@ -162,6 +341,7 @@ export function makeWorker(deps: WorkerDependencies) {
         throw new InvalidRunRequestError([{ prop: 'event', message: `the event must be a JSON object, got: ${show(event)}` }]);
       }
       request = parseRequest(event);
+      step.scheduleId ??= request.scheduleId;
       logger.appendKeys({ scheduleId: request.scheduleId, dryRun: request.dryRun });
       if (event.action === WORKFLOW.actionPrepare) {
         const prepared = parseOccurrence(request.scheduleId, event.input, event.executionName, now());
@@ -203,11 +383,7 @@ export function makeWorker(deps: WorkerDependencies) {
         if (clients.createLimiter) next.bucket = clients.createLimiter.level();
         if (next.phase === WORKFLOW.phaseDone) {
           logger.info('run summary', { ...next.summary });
-          metrics.addDimension('Schedule', request.scheduleId);
-          for (const [name, value] of runMetrics(next)) {
-            metrics.addMetric(name, MetricUnit.Count, value);
-          }
-          metrics.publishStoredMetrics();
+          step.finished = next;
         }
         return next;
       } finally {
@@ -218,13 +394,14 @@ export function makeWorker(deps: WorkerDependencies) {
       logger.error('step failed before it finished: the workflow repeats it from the same cursor after a wait', { errorName: (e as Error).name, error: (e as Error).message });
       throw e;
     }
-  };
+  }
 }
 
 export const handler = makeWorker({
   settings: settingsFromEnv(process.env),
   createClients: createEc2Clients,
   env: process.env,
+  // Level from POWERTOOLS_LOG_LEVEL (set by the construct); Lambda's own log level control, when set, wins.
   logger: new Logger(),
-  metrics: new Metrics(),
+  metrics: createWorkerMetrics(),
 });

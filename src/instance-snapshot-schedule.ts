@@ -1,14 +1,21 @@
 import * as path from 'path';
 import { Annotations, ArnFormat, Duration, Stack, TimeZone, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { defaultHeartbeatPeriod, heartbeatPeriodProblem, heartbeatPeriods, scheduleInterval } from './private/heartbeat';
+import { InlinePolicyRole } from './private/inline-policy-role';
 import { acknowledgeWorkerWildcards, acknowledgeWorkflowWildcards } from './private/nag-acknowledgements';
 import { warnIfPolicyTooLarge } from './private/policy-size';
 import {
@@ -23,18 +30,24 @@ import {
   ContractViolation,
   COPY_TAGS_FROM_VOLUME,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
+  METRICS,
+  NOTIFICATION_TOPIC_ENV,
   REQUEST_VERSION,
   requestSha256,
+  SCHEDULE_ID_ENV,
   SCHEDULE_TAG,
   ScheduledRunInput,
   show,
   SnapshotRunRequest,
 } from './private/request-contract';
 import { buildRunDefinition } from './private/run-workflow';
-import { SharedResources, WORKER_TIMEOUT } from './private/shared-resources';
+import { describeTopic, SharedResources, WORKER_TIMEOUT } from './private/shared-resources';
 
 /** Where the build puts the esbuild bundle of lambda/worker.ts (the same from src/ and lib/). */
 const WORKER_ASSET_DIR = path.join(__dirname, '..', 'assets', 'lambda', 'worker');
+
+/** The execution statuses of a run that did not succeed (Step Functions' execution status change events). */
+const RUN_FAILED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
 
 /**
  * Which source tags EC2 copies onto the snapshots it creates.
@@ -45,6 +58,28 @@ export enum CopyTagsFromSource {
   /** Copy each source volume's tags onto that volume's snapshot. */
   VOLUME = 'VOLUME',
 }
+
+/**
+ * How much the schedule's worker logs.
+ */
+export enum LogLevel {
+  /** Everything, including each EC2 call's details. */
+  DEBUG = 'DEBUG',
+  /** Each instance's outcome, each step and the run's summary. */
+  INFO = 'INFO',
+  /** Only what went wrong or looks wrong. */
+  WARN = 'WARN',
+  /** Only errors. */
+  ERROR = 'ERROR',
+}
+
+/** Lambda's application log level for each of the worker's log levels. */
+const APPLICATION_LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
+  [LogLevel.DEBUG]: lambda.ApplicationLogLevel.DEBUG,
+  [LogLevel.INFO]: lambda.ApplicationLogLevel.INFO,
+  [LogLevel.WARN]: lambda.ApplicationLogLevel.WARN,
+  [LogLevel.ERROR]: lambda.ApplicationLogLevel.ERROR,
+};
 
 /**
  * Properties of an `InstanceSnapshotSchedule`.
@@ -180,9 +215,14 @@ export interface InstanceSnapshotScheduleProps {
 
   /**
    * Where EventBridge Scheduler sends a run it could not start (the workflow's `StartExecution`
-   * kept failing).
+   * kept failing until `maxEventAge` or `retryAttempts` ran out).
    *
-   * @default - runs that could not be started are dropped after the retries
+   * A standard queue (Scheduler takes no FIFO queue). The scheduler role may send to it. The
+   * construct puts no alarm on a queue of yours: watch its depth yourself.
+   *
+   * @see https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
+   * @default - a queue shared by the stack's schedules (SQS-managed encryption, TLS only, messages
+   * kept 14 days), with an alarm on its depth that notifies the schedules' `notificationTopic`s
    */
   readonly deadLetterQueue?: sqs.IQueue;
 
@@ -225,6 +265,88 @@ export interface InstanceSnapshotScheduleProps {
    * @default - a log group shared by every schedule of the stack, kept for 3 months
    */
   readonly logGroup?: logs.ILogGroup;
+
+  /**
+   * How much the worker logs (Powertools Logger's level, and Lambda's application log level, which
+   * drops lines below it).
+   *
+   * @default LogLevel.INFO
+   */
+  readonly logLevel?: LogLevel;
+
+  /**
+   * Where the schedule's failures are notified: its alarms (on entering ALARM), each run that ends
+   * FAILED, TIMED_OUT or ABORTED, and each snapshot set that failed after `CreateSnapshots` returned.
+   *
+   * A standard topic (EventBridge publishes to a FIFO topic only with a message group id). For a
+   * topic defined in the app, the construct adds to its topic policy that EventBridge and (with
+   * `alarms`) the account's CloudWatch alarms may publish, and to its KMS key's policy (a key
+   * defined in the app) that they may use the key. An imported topic or key is left alone: allow
+   * `events.amazonaws.com` and `cloudwatch.amazonaws.com` yourself. A topic encrypted with the AWS
+   * managed key `alias/aws/sns` drops every alarm and EventBridge message without a trace (that
+   * key's policy cannot be changed).
+   *
+   * @see https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+   * @default - a topic shared by the stack's schedules, encrypted with a customer managed KMS key
+   * of its own (rotated yearly) whose policy lets CloudWatch alarms and EventBridge use it;
+   * subscribe to it through `notificationTopic`
+   */
+  readonly notificationTopic?: sns.ITopic;
+
+  /**
+   * Create the schedule's CloudWatch alarms, each notifying `notificationTopic`: instances that
+   * failed or were not attempted, the heartbeat, and (with the stack's shared dead-letter queue)
+   * runs that could not be started.
+   *
+   * With false, the EventBridge rules still notify runs that failed and snapshot sets that failed,
+   * and the metrics are still emitted.
+   *
+   * @default true
+   */
+  readonly alarms?: boolean;
+
+  /**
+   * The fewest instances a run is expected to select: a finished run that selects fewer sets off
+   * the heartbeat alarm.
+   *
+   * Catches a selection that shrank to nothing without an error: a typo in `instanceTags`, the
+   * instances retagged or terminated. 0 turns the minimum off; the heartbeat alarm then only
+   * watches that runs happen.
+   *
+   * @default 1
+   */
+  readonly expectedMinimumInstances?: number;
+
+  /**
+   * The longest time without a finished run before the heartbeat alarm fires: the schedule's
+   * longest interval plus slack.
+   *
+   * The heartbeat alarm watches `InstancesSelected` (emitted when a run finishes) and treats no data
+   * as breaching: it fires when no run finished within this period (the schedule was disabled or
+   * deleted outside CloudFormation, an EventBridge Scheduler or Step Functions outage, a run stuck
+   * or its metrics lost) and when a run selected fewer than `expectedMinimumInstances` (a tag typo).
+   * Right after a new schedule is deployed it is in ALARM until the first run finishes.
+   *
+   * Whole minutes, from 1 minute to 7 days: CloudWatch evaluates an alarm over at most 7 days,
+   * with periods of at most 1 day (a longer heartbeat is split into up to 7 periods that must all
+   * breach). Without a period of yours, a schedule whose interval cannot be derived (a cron that
+   * does not run every day, a one-time `at(...)`, a rate over 7 days less the slack), and a
+   * schedule with `enabled: false`, get a heartbeat that treats no data as not breaching: it then
+   * only catches runs that select too few instances.
+   *
+   * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
+   * @default - the rate of a `rate(...)` schedule, or 1 day for a cron that runs every day, plus
+   * 2 hours and the flexible time window
+   */
+  readonly heartbeatPeriod?: Duration;
+
+  /**
+   * Create a CloudWatch dashboard for this schedule: the run metrics, the workflow's executions
+   * and the alarms.
+   *
+   * @default false
+   */
+  readonly dashboard?: boolean;
 }
 
 /**
@@ -233,8 +355,9 @@ export interface InstanceSnapshotScheduleProps {
  *
  * Each scheduled occurrence is one AWS Step Functions execution that creates exactly one snapshot
  * set per selected instance, in bounded worker steps, or ends FAILED naming the instances without
- * one. Every schedule has its own worker function, roles and workflow; a stack's schedules share
- * only the occurrence lock table and the default log group.
+ * one. Every schedule has its own worker function, roles, workflow, notification rules and alarms;
+ * a stack's schedules share the occurrence lock table and, unless they bring their own, the log
+ * group, the notification topic and the dead-letter queue.
  */
 export class InstanceSnapshotSchedule extends Construct {
   /** The default schedule: every day at 03:00 UTC. */
@@ -249,6 +372,9 @@ export class InstanceSnapshotSchedule extends Construct {
   /** The Step Functions state machine: one execution per scheduled occurrence. */
   public readonly stateMachine: sfn.StateMachine;
 
+  /** The workflow's role: invokes the worker, reads and writes the lock table, logs and traces. */
+  public readonly workflowRole: iam.Role;
+
   /** The Lambda function that makes the EC2 calls of this schedule's runs. */
   public readonly worker: lambda.Function;
 
@@ -260,6 +386,52 @@ export class InstanceSnapshotSchedule extends Construct {
 
   /** The table of occurrence locks (shared by every schedule of the stack). */
   public readonly lockTable: dynamodb.ITable;
+
+  /** Where the schedule's failures are notified: subscribe to it. */
+  public readonly notificationTopic: sns.ITopic;
+
+  /** Where EventBridge Scheduler puts a run it could not start. */
+  public readonly deadLetterQueue: sqs.IQueue;
+
+  /** Notifies `notificationTopic` of each run that ends FAILED, TIMED_OUT or ABORTED. */
+  public readonly runFailedRule: events.Rule;
+
+  /**
+   * Sends EC2's `EBS Multi-Volume Snapshots Completion Status` events with `result: failed` to the
+   * worker, which notifies `notificationTopic` of this schedule's failed sets.
+   */
+  public readonly snapshotSetFailedRule: events.Rule;
+
+  /**
+   * Fires when a run had instances that failed or were not attempted (`InstancesFailed +
+   * InstancesNotAttempted > 0`).
+   *
+   * @default - none when `alarms` is false
+   */
+  public readonly instancesFailedAlarm?: cloudwatch.Alarm;
+
+  /**
+   * Fires when no run finished within the heartbeat period, or a run selected fewer than
+   * `expectedMinimumInstances`.
+   *
+   * @default - none when `alarms` is false, or when it could never fire (no minimum and no
+   * heartbeat period)
+   */
+  public readonly heartbeatAlarm?: cloudwatch.Alarm;
+
+  /**
+   * Fires when the stack's shared dead-letter queue holds a run that could not be started.
+   *
+   * @default - none when `alarms` is false or the schedule brings its own `deadLetterQueue`
+   */
+  public readonly deadLetterQueueAlarm?: cloudwatch.Alarm;
+
+  /**
+   * The schedule's dashboard.
+   *
+   * @default - none unless `dashboard` is true
+   */
+  public readonly dashboard?: cloudwatch.Dashboard;
 
   /**
    * Identifies this schedule's snapshots: the value of their `cdk-instance-snapshots:schedule` tag
@@ -289,6 +461,9 @@ export class InstanceSnapshotSchedule extends Construct {
     const shared = SharedResources.of(this);
     this.logGroup = props.logGroup ?? shared.logGroup;
     this.lockTable = shared.lockTable;
+    this.notificationTopic = props.notificationTopic ?? shared.notificationTopic;
+    this.deadLetterQueue = props.deadLetterQueue ?? shared.deadLetterQueue;
+    const alarmsOn = props.alarms ?? true;
 
     const request: SnapshotRunRequest = {
       version: REQUEST_VERSION,
@@ -309,17 +484,18 @@ export class InstanceSnapshotSchedule extends Construct {
     // toJsonString always returns a token: resolved, it is plain text unless props hold tokens.
     const resolvedRequest: unknown = stack.resolve(requestJson);
 
-    const workerPolicy = new iam.PolicyDocument({ statements: this.workerStatements(props) });
-    this.workerRole = new iam.Role(this, 'WorkerRole', {
+    const workerRole = new InlinePolicyRole(this, 'WorkerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `cdk-instance-snapshots worker of ${this.scheduleId}: lists the selected instances and creates their snapshot sets`.slice(0, 1000),
-      inlinePolicies: { Snapshots: workerPolicy },
+      description: `cdk-instance-snapshots: the worker of ${this.scheduleId}`.slice(0, 1000),
+      policyName: 'Snapshots',
+      statements: [...this.workerStatements(props), ...this.notificationStatements()],
     });
+    this.workerRole = workerRole;
     acknowledgeWorkerWildcards(this.workerRole);
-    warnIfPolicyTooLarge(this, 'WorkerRole', [workerPolicy]);
 
+    const logLevel = props.logLevel ?? LogLevel.INFO;
     this.worker = new lambda.Function(this, 'Worker', {
-      description: 'cdk-instance-snapshots: one step of a scheduled run (crash-consistent EBS snapshot sets of tagged EC2 instances)',
+      description: 'cdk-instance-snapshots: the worker of a snapshot schedule (crash-consistent EBS snapshot sets)',
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
@@ -327,21 +503,32 @@ export class InstanceSnapshotSchedule extends Construct {
       role: this.workerRole,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
+      // Lambda drops JSON lines below its application log level: keep it equal to the worker's.
+      applicationLogLevelV2: APPLICATION_LOG_LEVELS[logLevel],
       // A step starts no new instance after 10 minutes and settles the rest within Lambda's limit.
       timeout: WORKER_TIMEOUT,
       memorySize: 512,
       environment: {
         POWERTOOLS_SERVICE_NAME: 'cdk-instance-snapshots',
-        POWERTOOLS_METRICS_NAMESPACE: 'CdkInstanceSnapshots',
+        POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
+        POWERTOOLS_LOG_LEVEL: logLevel,
+        [SCHEDULE_ID_ENV]: this.scheduleId,
+        [NOTIFICATION_TOPIC_ENV]: this.notificationTopic.topicArn,
         // The worker refuses any request but this schedule's (skipped when props hold tokens).
         ...(typeof resolvedRequest === 'string' ? { REQUEST_SHA256: requestSha256(JSON.parse(resolvedRequest)) } : {}),
       },
     });
 
+    const workflowRole = new InlinePolicyRole(this, 'WorkflowRole', {
+      assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
+      policyName: 'RunWorkflow',
+    });
+    this.workflowRole = workflowRole;
     const states = new Construct(this, 'States');
     this.stateMachine = new sfn.StateMachine(this, 'Workflow', {
       comment: `cdk-instance-snapshots: one execution per scheduled occurrence of ${this.scheduleId}`.slice(0, 1000),
       stateMachineType: sfn.StateMachineType.STANDARD,
+      role: this.workflowRole,
       definitionBody: sfn.DefinitionBody.fromChainable(buildRunDefinition(states, {
         worker: this.worker,
         lockTable: this.lockTable,
@@ -351,12 +538,12 @@ export class InstanceSnapshotSchedule extends Construct {
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
       tracingEnabled: true,
     });
-    acknowledgeWorkflowWildcards(this.stateMachine);
+    acknowledgeWorkflowWildcards(this.workflowRole);
 
     // EventBridge Scheduler presents the schedule group's ARN as aws:SourceArn when it assumes the role.
     const scheduleGroupArn = props.scheduleGroup?.scheduleGroupArn
       ?? stack.formatArn({ service: 'scheduler', resource: 'schedule-group', resourceName: 'default', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
-    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
+    this.schedulerRole = new InlinePolicyRole(this, 'SchedulerRole', {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
           StringEquals: { 'aws:SourceAccount': stack.account },
@@ -364,14 +551,16 @@ export class InstanceSnapshotSchedule extends Construct {
         },
       }),
       description: 'cdk-instance-snapshots: lets EventBridge Scheduler start the snapshot workflow',
+      policyName: 'StartWorkflow',
     });
 
     const input: ScheduledRunInput = {
       scheduledTime: scheduler.ContextAttribute.scheduledTime,
       schedulerExecutionId: scheduler.ContextAttribute.executionId,
     };
+    const scheduleExpression = props.schedule ?? InstanceSnapshotSchedule.DEFAULT_SCHEDULE;
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
-      schedule: props.schedule ?? InstanceSnapshotSchedule.DEFAULT_SCHEDULE,
+      schedule: scheduleExpression,
       scheduleName: props.scheduleName,
       scheduleGroup: props.scheduleGroup,
       description: scheduleDescription(props.instanceTags),
@@ -392,11 +581,286 @@ export class InstanceSnapshotSchedule extends Construct {
           actions: ['states:StartExecution'],
           resources: [this.stateMachine.stateMachineArn],
         })],
-        deadLetterQueue: props.deadLetterQueue,
+        deadLetterQueue: this.deadLetterQueue,
         maxEventAge: props.maxEventAge,
         retryAttempts: props.retryAttempts,
       }),
     });
+
+    // Every way a run can fail ends at the topic: the run's end (rule), the sets EC2 failed later
+    // (rule -> worker), instances without a set and missing runs (alarms), runs never started (queue alarm).
+    this.runFailedRule = new events.Rule(this, 'RunFailedRule', {
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          stateMachineArn: [this.stateMachine.stateMachineArn],
+          status: [...RUN_FAILED_STATUSES],
+        },
+      },
+      targets: [new eventsTargets.SnsTopic(this.notificationTopic, {
+        message: events.RuleTargetInput.fromText([
+          `cdk-instance-snapshots: the run of ${this.scheduleId} ended ${events.EventField.fromPath('$.detail.status')}`,
+          `(${events.EventField.fromPath('$.detail.error')}): ${events.EventField.fromPath('$.detail.executionArn')}.`,
+          'Its history and run summary log line say why.',
+        ].join(' ')),
+      })],
+    });
+    this.snapshotSetFailedRule = new events.Rule(this, 'SnapshotSetFailedRule', {
+      eventPattern: {
+        source: ['aws.ec2'],
+        detailType: ['EBS Multi-Volume Snapshots Completion Status'],
+        detail: { event: ['createSnapshots'], result: ['failed'] },
+      },
+      // The worker itself is the target; the permission below has a short id of its own (the stock
+      // LambdaFunction target's repeats both paths, and a stack of 40 schedules counts its bytes).
+      targets: [{ bind: () => ({ arn: this.worker.functionArn }) }],
+    });
+    this.worker.addPermission('InvokedBySnapshotSetFailedRule', {
+      principal: new iam.ServicePrincipal('events.amazonaws.com'),
+      sourceArn: this.snapshotSetFailedRule.ruleArn,
+    });
+
+    if (alarmsOn) {
+      shared.allowAlarmsToPublish(this.notificationTopic);
+      const notify = new cwActions.SnsAction(this.notificationTopic);
+      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify);
+      this.heartbeatAlarm = this.createHeartbeatAlarm(props, scheduleExpression, notify);
+      if (!props.deadLetterQueue) {
+        this.deadLetterQueueAlarm = shared.deadLetterQueueAlarmFor(this.notificationTopic);
+      }
+    }
+
+    if (props.dashboard) {
+      this.dashboard = this.createDashboard();
+    }
+
+    warnIfPolicyTooLarge(this, 'WorkerRole', [workerRole.document]);
+  }
+
+  /**
+   * A metric of this schedule's runs, by name (see the README for the names), with the library's
+   * namespace and the `Schedule` dimension.
+   *
+   * A sum over 5 minutes unless `props` say otherwise.
+   *
+   * @param metricName the metric's name, e.g. `InstancesSelected`
+   * @param props period, statistic and the rest
+   */
+  public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS.namespace,
+      metricName,
+      dimensionsMap: { [METRICS.scheduleDimension]: this.scheduleId },
+      statistic: cloudwatch.Stats.SUM,
+      ...props,
+    }).attachTo(this);
+  }
+
+  /**
+   * Instances a run selected (one data point per finished run).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricInstancesSelected(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.instancesSelected, props);
+  }
+
+  /**
+   * Snapshot sets a run created.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotSetsCreated(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotSetsCreated, props);
+  }
+
+  /**
+   * Instances that already had a set of the occurrence (a repeated delivery or a resumed run).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricInstancesAlreadyDone(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.instancesAlreadyDone, props);
+  }
+
+  /**
+   * Instances a run skipped (terminated or gone between listing and snapshot).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricInstancesSkipped(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.instancesSkipped, props);
+  }
+
+  /**
+   * Instances whose `CreateSnapshots` failed in a run.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricInstancesFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.instancesFailed, props);
+  }
+
+  /**
+   * Instances a run did not attempt (stopped early: account limits, instances pending or stopping).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricInstancesNotAttempted(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.instancesNotAttempted, props);
+  }
+
+  /**
+   * Seconds from a run's first step to its end.
+   *
+   * The maximum over 5 minutes by default.
+   */
+  public metricRunDuration(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.runDuration, { statistic: cloudwatch.Stats.MAXIMUM, ...props });
+  }
+
+  /**
+   * Snapshot sets of this schedule that EC2 reported failed after `CreateSnapshots` returned.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotSetsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotSetsFailed, props);
+  }
+
+  /**
+   * Worker steps that threw (the workflow runs a failed step again, up to its limit).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricStepFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.stepFailures, props);
+  }
+
+  private createInstancesFailedAlarm(notify: cloudwatch.IAlarmAction): cloudwatch.Alarm {
+    const period = Duration.hours(1);
+    const alarm = new cloudwatch.Alarm(this, 'InstancesFailedAlarm', {
+      alarmDescription: 'cdk-instance-snapshots: a run left instances without a snapshot set. Its summary log line names them and why: '
+        + 'fix that, then run the occurrence again (README, Operations).',
+      metric: new cloudwatch.MathExpression({
+        expression: 'failed + notAttempted',
+        usingMetrics: {
+          failed: this.metricInstancesFailed({ period }),
+          notAttempted: this.metricInstancesNotAttempted({ period }),
+        },
+        period,
+      }),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      threshold: 0,
+      evaluationPeriods: 1,
+      // Only finished runs emit the metrics: no data is no run (the heartbeat watches for that).
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(notify);
+    return alarm;
+  }
+
+  private createHeartbeatAlarm(
+    props: InstanceSnapshotScheduleProps,
+    expression: scheduler.ScheduleExpression,
+    notify: cloudwatch.IAlarmAction,
+  ): cloudwatch.Alarm | undefined {
+    const minimum = props.expectedMinimumInstances ?? 1;
+    const heartbeat = props.heartbeatPeriod ?? defaultHeartbeatPeriod(expression, props.timeWindow);
+    const watchesRuns = heartbeat !== undefined && (props.enabled ?? true);
+    const interval = scheduleInterval(expression);
+    if (props.heartbeatPeriod && interval && props.heartbeatPeriod.toSeconds() <= interval.toSeconds()) {
+      Annotations.of(this).addWarningV2('cdk-instance-snapshots:heartbeatPeriod',
+        `heartbeatPeriod (${props.heartbeatPeriod.toHumanString()}) is not longer than the schedule's interval (${interval.toHumanString()}): `
+        + 'the heartbeat alarm fires between runs that are on time; add slack for late and long runs');
+    }
+    if (!heartbeat && props.heartbeatPeriod === undefined) {
+      Annotations.of(this).addInfo(`cdk-instance-snapshots: the heartbeat alarm of ${this.scheduleId} cannot tell a missing run, because the schedule `
+        + `${expression.expressionString} has no interval the construct can derive: set heartbeatPeriod to its longest interval plus slack (at most 7 days) to have it`);
+    }
+    if (!watchesRuns && minimum === 0) {
+      return undefined; // nothing to watch: no minimum, and missing data cannot breach
+    }
+    const { period, evaluationPeriods } = heartbeatPeriods(heartbeat ?? Duration.days(1));
+    const window = heartbeat ? heartbeat.toHumanString() : '1 day';
+    const alarm = new cloudwatch.Alarm(this, 'HeartbeatAlarm', {
+      alarmDescription: `cdk-instance-snapshots: ${watchesRuns ? `no run finished within ${window}, or ` : ''}`
+        + `a run selected ${minimum === 1 ? 'no instance' : `fewer than ${minimum} instances`}. Check the schedule, its workflow's executions `
+        + 'and instanceTags against the instances\' tags (README, Operations).',
+      metric: this.metricInstancesSelected({ period, statistic: cloudwatch.Stats.MINIMUM }),
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      threshold: minimum,
+      evaluationPeriods,
+      datapointsToAlarm: evaluationPeriods,
+      treatMissingData: watchesRuns ? cloudwatch.TreatMissingData.BREACHING : cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(notify);
+    return alarm;
+  }
+
+  private createDashboard(): cloudwatch.Dashboard {
+    const period = Duration.hours(1);
+    const alarms = [this.instancesFailedAlarm, this.heartbeatAlarm, this.deadLetterQueueAlarm].filter((a): a is cloudwatch.Alarm => a !== undefined);
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.days(14),
+    });
+    dashboard.addWidgets(new cloudwatch.TextWidget({
+      markdown: `# cdk-instance-snapshots: ${this.scheduleId}\nOne data point per finished run. Failures are notified to the schedule's topic.`,
+      width: 24,
+      height: 2,
+    }));
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Instances per run',
+        width: 12,
+        left: [
+          this.metricInstancesSelected({ period, label: 'Selected' }),
+          this.metricSnapshotSetsCreated({ period, label: 'Sets created' }),
+          this.metricInstancesAlreadyDone({ period, label: 'Already done' }),
+          this.metricInstancesSkipped({ period, label: 'Skipped' }),
+          this.metricInstancesFailed({ period, label: 'Failed' }),
+          this.metricInstancesNotAttempted({ period, label: 'Not attempted' }),
+        ],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Failures',
+        width: 12,
+        left: [
+          this.metricSnapshotSetsFailed({ period, label: 'Sets failed later (EBS events)' }),
+          this.metricStepFailures({ period, label: 'Worker steps that threw' }),
+          this.stateMachine.metricFailed({ period, label: 'Runs failed' }),
+          this.stateMachine.metricTimedOut({ period, label: 'Runs timed out' }),
+          this.stateMachine.metricAborted({ period, label: 'Runs aborted' }),
+        ],
+      }),
+    );
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Run duration (seconds)',
+        width: 12,
+        left: [this.metricRunDuration({ period, label: 'Run duration' })],
+      }),
+      ...(alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', width: 12, alarms })] : []),
+    );
+    return dashboard;
+  }
+
+  /** The worker notifies the topic of this schedule's failed sets: publish, and the topic's key when the app knows it. */
+  private notificationStatements(): iam.PolicyStatement[] {
+    const topic = this.notificationTopic;
+    return [
+      new iam.PolicyStatement({
+        sid: 'NotifyFailedSnapshotSets',
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+      }),
+      ...(topic.masterKey ? [new iam.PolicyStatement({
+        sid: 'EncryptNotifications',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [topic.masterKey.keyArn],
+      })] : []),
+    ];
   }
 
   /** Least privilege for this schedule: its instances (by tag), their volumes, snapshots tagged with its id, its log group. */
@@ -515,7 +979,7 @@ function validateProps(scope: Construct, props: InstanceSnapshotScheduleProps): 
     violations.push({ prop: 'copyTagsFromSource', message: `copyTagsFromSource must be a CopyTagsFromSource member, got: ${show(props.copyTagsFromSource)}` });
   }
   // Plain JavaScript callers can pass anything: 'false' is a truthy string, not false.
-  for (const prop of ['excludeBootVolume', 'dryRun', 'enabled'] as const) {
+  for (const prop of ['excludeBootVolume', 'dryRun', 'enabled', 'alarms', 'dashboard'] as const) {
     const value: unknown = props[prop];
     if (value !== undefined && typeof value !== 'boolean') {
       violations.push({ prop, message: `${prop} must be true or false, got: ${show(value)}` });
@@ -533,6 +997,32 @@ function validateProps(scope: Construct, props: InstanceSnapshotScheduleProps): 
     if (seconds < 60 || seconds > 86_400) {
       violations.push({ prop: 'maxEventAge', message: `maxEventAge must be from 1 minute to 24 hours, got: ${props.maxEventAge.toHumanString()}` });
     }
+  }
+  if (props.logLevel !== undefined && !Object.values(LogLevel).includes(props.logLevel)) {
+    violations.push({ prop: 'logLevel', message: `logLevel must be a LogLevel member, got: ${show(props.logLevel)}` });
+  }
+  const minimum: unknown = props.expectedMinimumInstances;
+  if (minimum !== undefined && !Token.isUnresolved(minimum) && !(typeof minimum === 'number' && Number.isSafeInteger(minimum) && minimum >= 0)) {
+    violations.push({ prop: 'expectedMinimumInstances', message: `expectedMinimumInstances must be a whole number of 0 or more (0 turns the minimum off), got: ${show(minimum)}` });
+  }
+  if (props.heartbeatPeriod !== undefined) {
+    const problem = Token.isUnresolved(props.heartbeatPeriod.toMilliseconds({ integral: false }))
+      ? `heartbeatPeriod must be known at synth time (it sets the alarm's periods), got: ${props.heartbeatPeriod.toString()}`
+      : heartbeatPeriodProblem(props.heartbeatPeriod);
+    if (problem) violations.push({ prop: 'heartbeatPeriod', message: problem });
+  }
+  if (props.notificationTopic?.fifo) {
+    violations.push({
+      prop: 'notificationTopic',
+      message: `notificationTopic must be a standard topic (EventBridge publishes to a FIFO topic only with a message group id), got: ${describeTopic(props.notificationTopic)}`,
+    });
+  }
+  if (props.deadLetterQueue?.fifo) {
+    const queue = props.deadLetterQueue;
+    violations.push({
+      prop: 'deadLetterQueue',
+      message: `deadLetterQueue must be a standard queue (EventBridge Scheduler takes no FIFO dead-letter queue), got: ${Token.isUnresolved(queue.queueArn) ? `the queue ${queue.node.path}` : show(queue.queueArn)}`,
+    });
   }
   if (violations.length > 0) {
     // Every problem at once, one per line, so a user fixes them in one pass.

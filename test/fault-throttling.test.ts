@@ -123,7 +123,9 @@ describe('the CreateSnapshots bucket from one step to the next', () => {
       settings: { ...FAST_SETTINGS, concurrency: 10, stepBudgetMs: 200 },
       env: { CREATE_SNAPSHOTS_BURST: '10' },
       logger: new Logger({ logLevel: 'SILENT' }),
-      metrics: { addDimension: () => undefined, addMetric: () => undefined, publishStoredMetrics: () => undefined } as unknown as Metrics,
+      metrics: {
+        addDimension: () => undefined, addMetric: () => undefined, publishStoredMetrics: () => undefined, clearDefaultDimensions: () => undefined,
+      } as unknown as Metrics,
       createClients: (options) => createEc2Clients({
         ...options,
         throttleBackoffBaseMs: 2,

@@ -2,6 +2,7 @@ import { App, CfnParameter, Annotations as CoreAnnotations, Duration, Stack, Sta
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { CopyTagsFromSource, InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../src';
 import { FULL_PROPS, fullProps } from './support/full-props';
@@ -59,14 +60,17 @@ function definedRequest(template: Template, prefix = 'Nightly', refs: Record<str
   return JSON.parse(states.Prepare.Parameters.request);
 }
 
-function workerRoleStatements(template: Template, prefix = 'Nightly'): any[] {
-  const role = resource(template, 'AWS::IAM::Role', `${prefix}WorkerRole`).properties;
-  expect(role.Policies).toHaveLength(1);
-  return role.Policies[0].PolicyDocument.Statement;
+/** The statements of a role's one inline policy (every role of the construct has exactly one, and no attached policy). */
+function roleStatements(template: Template, logicalIdPrefix: string): any[] {
+  const role = resource(template, 'AWS::IAM::Role', logicalIdPrefix);
+  expect(role.properties.Policies).toHaveLength(1);
+  const attached = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) => JSON.stringify(p.Properties.Roles).includes(role.id));
+  expect(attached).toEqual([]);
+  return role.properties.Policies[0].PolicyDocument.Statement;
 }
 
-function policyStatements(template: Template, logicalIdPrefix: string): any[] {
-  return resource(template, 'AWS::IAM::Policy', logicalIdPrefix).properties.PolicyDocument.Statement;
+function workerRoleStatements(template: Template, prefix = 'Nightly'): any[] {
+  return roleStatements(template, `${prefix}WorkerRole`);
 }
 
 const arn = (service: string, resourcePart: string, account = ACCOUNT) => ({
@@ -84,7 +88,7 @@ describe('snapshots of the whole template', () => {
     const dlq = new sqs.Queue(stack, 'Dlq', { enforceSSL: true });
     const group = new scheduler.ScheduleGroup(stack, 'Group', { scheduleGroupName: 'backups' });
     const logGroup = new logs.LogGroup(stack, 'Logs', { retention: logs.RetentionDays.ONE_YEAR });
-    new InstanceSnapshotSchedule(stack, 'Nightly', fullProps(dlq, group, logGroup));
+    new InstanceSnapshotSchedule(stack, 'Nightly', fullProps(dlq, group, logGroup, new sns.Topic(stack, 'Alerts')));
     expect(Template.fromStack(stack).toJSON()).toMatchSnapshot();
   });
 });
@@ -122,12 +126,12 @@ describe('schedule', () => {
     });
   });
 
-  test('GIVEN the defaults WHEN synthesized THEN the scheduler retries for 24 hours, 185 times, with no dead-letter queue', () => {
+  test('GIVEN the defaults WHEN synthesized THEN the scheduler retries for 24 hours, 185 times, then sends to the stack\'s shared dead-letter queue', () => {
     const { template } = synth();
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       Target: {
         RetryPolicy: { MaximumEventAgeInSeconds: 86_400, MaximumRetryAttempts: 185 },
-        DeadLetterConfig: Match.absent(),
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(template, 'AWS::SQS::Queue', 'InstanceSnapshotScheduleSharedDeadLetterQueue'), 'Arn'] } },
       },
     });
   });
@@ -143,11 +147,13 @@ describe('schedule', () => {
         RetryPolicy: { MaximumEventAgeInSeconds: 7200, MaximumRetryAttempts: 10 },
       },
     });
-    expect(policyStatements(template, 'NightlySchedulerRoleDefaultPolicy')).toContainEqual({
+    expect(roleStatements(template, 'NightlySchedulerRole')).toContainEqual({
       Effect: 'Allow',
       Action: 'sqs:SendMessage',
       Resource: { 'Fn::GetAtt': [logicalId(template, 'AWS::SQS::Queue', 'Dlq'), 'Arn'] },
     });
+    // a queue of the user's gets no queue of ours next to it
+    template.resourceCountIs('AWS::SQS::Queue', 1);
   });
 
   test('GIVEN the schedule WHEN synthesized THEN it calls sfn:startExecution through the universal target, with its own role', () => {
@@ -256,13 +262,18 @@ describe('scheduler role', () => {
     });
   });
 
-  test('GIVEN the scheduler role WHEN synthesized THEN it may start this schedule\'s workflow and nothing else', () => {
+  test('GIVEN the scheduler role WHEN synthesized THEN it may start this schedule\'s workflow and send to the dead-letter queue, nothing else, in its inline policy', () => {
     const { template } = synth();
-    expect(policyStatements(template, 'NightlySchedulerRoleDefaultPolicy')).toEqual([{
+    expect(roleStatements(template, 'NightlySchedulerRole')).toEqual([{
       Effect: 'Allow',
       Action: 'states:StartExecution',
       Resource: { Ref: logicalId(template, 'AWS::StepFunctions::StateMachine', 'NightlyWorkflow') },
+    }, {
+      Effect: 'Allow',
+      Action: 'sqs:SendMessage',
+      Resource: { 'Fn::GetAtt': [logicalId(template, 'AWS::SQS::Queue', 'InstanceSnapshotScheduleSharedDeadLetterQueue'), 'Arn'] },
     }]);
+    expect(resource(template, 'AWS::IAM::Role', 'NightlySchedulerRole').properties.Policies[0].PolicyName).toBe('StartWorkflow');
   });
 });
 
@@ -349,7 +360,7 @@ describe('workflow (state machine)', () => {
     const { template } = synth();
     const table = logicalId(template, 'AWS::DynamoDB::Table', 'InstanceSnapshotScheduleSharedOccurrenceLocks');
     const tableArn = { 'Fn::Join': ['', ['arn:', PARTITION, `:dynamodb:${REGION}:${ACCOUNT}:table/`, { Ref: table }]] };
-    const statements = policyStatements(template, 'NightlyWorkflowRoleDefaultPolicy');
+    const statements = roleStatements(template, 'NightlyWorkflowRole');
     expect(statements.filter((s) => s.Resource !== '*')).toEqual([
       { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: { 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'NightlyWorker'), 'Arn'] } },
       { Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: tableArn },
@@ -359,7 +370,7 @@ describe('workflow (state machine)', () => {
 
   test('GIVEN the workflow role WHEN synthesized THEN only X-Ray and log delivery, which take no resource ARN, use Resource "*"', () => {
     const { template } = synth();
-    const star = policyStatements(template, 'NightlyWorkflowRoleDefaultPolicy').filter((s) => s.Resource === '*');
+    const star = roleStatements(template, 'NightlyWorkflowRole').filter((s) => s.Resource === '*');
     expect(new Set(star.flatMap((s) => [s.Action].flat()).map((a: string) => a.split(':')[0]))).toEqual(new Set(['logs', 'xray']));
   });
 });
@@ -408,6 +419,9 @@ describe('worker function', () => {
     expect(environment).toEqual({
       POWERTOOLS_SERVICE_NAME: 'cdk-instance-snapshots',
       POWERTOOLS_METRICS_NAMESPACE: 'CdkInstanceSnapshots',
+      POWERTOOLS_LOG_LEVEL: 'DEBUG',
+      SCHEDULE_ID: 'TestStack/Nightly',
+      NOTIFICATION_TOPIC_ARN: { Ref: logicalId(template, 'AWS::SNS::Topic', 'InstanceSnapshotScheduleSharedNotifications') },
       REQUEST_SHA256: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(environment.REQUEST_SHA256).toBe(requestSha256(definedRequest(template)));
@@ -499,12 +513,12 @@ describe('worker role', () => {
     });
   });
 
-  test('GIVEN the construct WHEN synthesized THEN the worker\'s only Resource "*" is the describe calls, and it has nothing but these six statements', () => {
+  test('GIVEN the construct WHEN synthesized THEN the worker\'s only Resource "*" is the describe calls, and it has nothing but these eight statements', () => {
     const { template } = synth();
     const statements = workerRoleStatements(template);
     expect(statements.map((s) => s.Sid)).toEqual([
       'CreateSnapshotsOfSelectedInstances', 'CreateSnapshotsOfTheirVolumes', 'CreateSnapshotsTaggedWithThisSchedule',
-      'TagSnapshotsOnCreation', 'DescribeHasNoResourceType', 'WriteItsLogs',
+      'TagSnapshotsOnCreation', 'DescribeHasNoResourceType', 'WriteItsLogs', 'NotifyFailedSnapshotSets', 'EncryptNotifications',
     ]);
     expect(statements.filter((s) => JSON.stringify(s.Resource).includes('"*"'))).toEqual([{
       Sid: 'DescribeHasNoResourceType',
@@ -611,6 +625,15 @@ describe('what a stack\'s schedules share', () => {
     expect(construct.stateMachine.node.path).toBe('TestStack/Nightly/Workflow');
     expect(construct.worker.node.path).toBe('TestStack/Nightly/Worker');
     expect(construct.workerRole.node.path).toBe('TestStack/Nightly/WorkerRole');
+    expect(construct.workflowRole.node.path).toBe('TestStack/Nightly/WorkflowRole');
+    expect(construct.stateMachine.role).toBe(construct.workflowRole);
+    expect(construct.runFailedRule.node.path).toBe('TestStack/Nightly/RunFailedRule');
+    expect(construct.snapshotSetFailedRule.node.path).toBe('TestStack/Nightly/SnapshotSetFailedRule');
+    expect(construct.instancesFailedAlarm?.node.path).toBe('TestStack/Nightly/InstancesFailedAlarm');
+    expect(construct.heartbeatAlarm?.node.path).toBe('TestStack/Nightly/HeartbeatAlarm');
+    expect(construct.deadLetterQueueAlarm?.node.path).toBe('TestStack/InstanceSnapshotScheduleShared/DeadLetterQueueAlarm');
+    expect(construct.notificationTopic.node.path).toBe('TestStack/InstanceSnapshotScheduleShared/Notifications');
+    expect(construct.deadLetterQueue.node.path).toBe('TestStack/InstanceSnapshotScheduleShared/DeadLetterQueue');
     expect(construct.worker.role).toBe(construct.workerRole);
     expect(construct.lockTable.node.path).toBe('TestStack/InstanceSnapshotScheduleShared/OccurrenceLocks');
     expect((construct.logGroup as logs.LogGroup).node.path).toBe('TestStack/InstanceSnapshotScheduleShared/Logs');

@@ -12,14 +12,39 @@ import { CREDENTIALS, instanceId } from './support/fault-harness';
 import { createEc2Clients, Ec2Clients, Ec2ClientsOptions } from '../lambda/clients';
 import { newCursor, RunCursor } from '../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings } from '../lambda/snapshot-step';
-import { clientOptionsFromEnv, makeWorker, PreparedRun, REQUEST_SHA256_ENV, runMetrics, settingsFromEnv, ThrottlingOnlyRetryStrategy, withInFlightFor } from '../lambda/worker';
-import { InvalidRunRequestError, Occurrence, parseRunRequest, requestSha256, SnapshotRunRequest } from '../src/private/request-contract';
+import {
+  clientOptionsFromEnv,
+  createWorkerMetrics,
+  makeWorker,
+  MetricsSink,
+  PreparedRun,
+  REQUEST_SHA256_ENV,
+  runMetrics,
+  settingsFromEnv,
+  ThrottlingOnlyRetryStrategy,
+  withInFlightFor,
+} from '../lambda/worker';
+import {
+  EXECUTION_ID_TAG,
+  INSTANCE_ID_TAG,
+  InvalidRunRequestError,
+  METRICS,
+  Occurrence,
+  parseRunRequest,
+  requestSha256,
+  SCHEDULE_ID_ENV,
+  SCHEDULE_TAG,
+  SCHEDULED_TIME_TAG,
+  SnapshotRunRequest,
+} from '../src/private/request-contract';
 
 // Powertools writes through the global console in dev mode, where the test reads each line.
 process.env.POWERTOOLS_DEV = 'true';
 process.env.POWERTOOLS_METRICS_DISABLED = 'false';
-process.env.POWERTOOLS_METRICS_NAMESPACE = 'CdkInstanceSnapshots';
+// As the construct sets it: Powertools would make it a `service` dimension of every metric.
 process.env.POWERTOOLS_SERVICE_NAME = 'cdk-instance-snapshots';
+// The worker names its namespace itself: another one here must not reach its lines.
+process.env.POWERTOOLS_METRICS_NAMESPACE = 'NotTheLibrarysNamespace';
 
 const ec2Mock = mockClient(EC2Client);
 
@@ -53,14 +78,14 @@ function instance(id: string) {
 const context = { getRemainingTimeInMillis: () => 900_000 };
 
 /** The worker with its real clients (mocked EC2), recording how they are built and destroyed. */
-function worker(env: Record<string, string> = {}, settings: RunSettings = SETTINGS) {
+function worker(env: Record<string, string> = {}, settings: RunSettings = SETTINGS, deps: { metrics?: MetricsSink; now?: () => number } = {}) {
   const built: Array<{ options: Ec2ClientsOptions; clients: Ec2Clients; destroyed: jest.SpyInstance[] }> = [];
   const handler = makeWorker({
     settings,
     env,
     logger: new Logger(),
-    metrics: new Metrics(),
-    now: () => NOW,
+    metrics: deps.metrics ?? createWorkerMetrics(),
+    now: deps.now ?? (() => NOW),
     createClients: (options) => {
       const clients = createEc2Clients({ ...options, config: { region: 'eu-central-1', credentials: CREDENTIALS } });
       built.push({ options, clients, destroyed: [jest.spyOn(clients.ec2, 'destroy'), jest.spyOn(clients.ec2Create, 'destroy')] });
@@ -229,40 +254,6 @@ describe('snapshot-step', () => {
     }));
   });
 
-  test('GIVEN the final step WHEN it ends THEN the run\'s metrics are published once, by schedule (EMF)', async () => {
-    const { occurrence, cursor } = await prepared();
-
-    await worker().handler(stepEvent(occurrence, cursor), context);
-
-    expect(emf()).toHaveLength(1);
-    const [metrics] = emf();
-    expect(metrics).toEqual(expect.objectContaining({
-      Schedule: 'Stack/Nightly',
-      InstancesSelected: 2,
-      SnapshotSetsCreated: 2,
-      InstancesAlreadyDone: 0,
-      DryRunChecksPassed: 0,
-      InstancesSkipped: 0,
-      InstancesFailed: 0,
-      InstancesNotAttempted: 0,
-    }));
-    expect(metrics._aws.CloudWatchMetrics[0].Namespace).toBe('CdkInstanceSnapshots');
-    expect(metrics._aws.CloudWatchMetrics[0].Dimensions).toEqual([expect.arrayContaining(['Schedule'])]);
-    expect(metrics._aws.CloudWatchMetrics[0].Metrics.map((m: { Name: string }) => m.Name)).toEqual(runMetrics(newCursor(0)).map(([name]) => name));
-  });
-
-  test('GIVEN a step that leaves the run going (a retry pass follows) WHEN it ends THEN no metric is published yet', async () => {
-    const { occurrence, cursor } = await prepared();
-    ec2Mock.on(CreateSnapshotsCommand, { InstanceSpecification: { InstanceId: I2 } })
-      .rejects(new EC2ServiceException({ name: 'IncorrectState', $fault: 'client', message: 'volume busy', $metadata: { httpStatusCode: 400 } }));
-
-    const next = await worker().handler(stepEvent(occurrence, cursor), context) as RunCursor;
-
-    expect(next.phase).toBe('wait');
-    expect(emf()).toEqual([]);
-    expect(logLines()).toContainEqual(expect.objectContaining({ level: 'ERROR', message: 'instance failed', instanceId: I2, code: 'IncorrectState', detail: 'volume busy' }));
-  });
-
   test('GIVEN a cursor of a finished run WHEN a step runs THEN it is handed back unchanged, with no client and no call', async () => {
     const { occurrence } = await prepared();
     const done = { ...newCursor(NOW), phase: 'done' as const, result: 'succeeded' as const };
@@ -360,6 +351,174 @@ describe('snapshot-step', () => {
 
     expect(ec2Mock).toHaveReceivedCommandTimes(CreateSnapshotsCommand, 7);
     expect(next).toEqual(expect.objectContaining({ phase: 'snapshot', after: instanceId(6), upto: instanceId(11) }));
+  });
+});
+
+describe('metrics (EMF): exactly one dimension, Schedule', () => {
+  const [I3, I4, I5] = [instanceId(3), instanceId(4), instanceId(5)];
+
+  /** One EMF line as CloudWatch reads it: the namespace, the single dimension set, each metric's unit. */
+  function emfLine(values: Record<string, number>, units: Record<string, string> = {}) {
+    return {
+      _aws: {
+        Timestamp: expect.any(Number),
+        CloudWatchMetrics: [{
+          Namespace: 'CdkInstanceSnapshots',
+          Dimensions: [['Schedule']],
+          Metrics: Object.keys(values).map((Name) => ({ Name, Unit: units[Name] ?? 'Count' })),
+        }],
+      },
+      Schedule: 'Stack/Nightly',
+      ...values,
+    };
+  }
+
+  function rejectWith(name: string, message: string) {
+    return new EC2ServiceException({ name, $fault: 'client', message, $metadata: { httpStatusCode: 400 } });
+  }
+
+  test('GIVEN a run with every outcome WHEN its final step ends THEN one line carries the run\'s counts, RunDuration in seconds and StepFailures 0', async () => {
+    const { occurrence, cursor } = await prepared();
+    // I1 created, I2's set exists already, I3 is gone, I4's volume is busy, I5 is still pending.
+    const instances = [instance(I1), instance(I2), instance(I3), instance(I4), { ...instance(I5), State: { Name: 'pending' as const } }];
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
+    const i2Set = [
+      { Key: SCHEDULE_TAG, Value: 'Stack/Nightly' }, { Key: SCHEDULED_TIME_TAG, Value: occurrence.scheduledTime },
+      { Key: INSTANCE_ID_TAG, Value: I2 }, { Key: EXECUTION_ID_TAG, Value: occurrence.executionName },
+    ];
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000002a', Tags: i2Set }] });
+    ec2Mock.on(CreateSnapshotsCommand, { InstanceSpecification: { InstanceId: I3 } }).rejects(rejectWith('InvalidInstanceID.NotFound', 'gone'));
+    ec2Mock.on(CreateSnapshotsCommand, { InstanceSpecification: { InstanceId: I4 } }).rejects(rejectWith('IncorrectState', 'volume busy'));
+    output.length = 0;
+
+    const { handler } = worker({}, { ...SETTINGS, maxPasses: 1 }, { now: () => NOW + 83_500 });
+
+    const next = await handler(stepEvent(occurrence, cursor), context) as RunCursor;
+
+    expect(next.phase).toBe('done');
+    expect(emf()).toEqual([emfLine({
+      InstancesSelected: 5,
+      SnapshotSetsCreated: 1,
+      InstancesAlreadyDone: 1,
+      DryRunChecksPassed: 0,
+      InstancesSkipped: 1,
+      InstancesFailed: 1,
+      InstancesNotAttempted: 1,
+      RunDuration: 83.5,
+      StepFailures: 0,
+    }, { RunDuration: 'Seconds' })]);
+  });
+
+  test('GIVEN a dry run WHEN its final step ends THEN DryRunChecksPassed counts the instances and no set is counted', async () => {
+    const dryRun = JSON.stringify({ ...REQUEST, dryRun: true });
+    const { occurrence, cursor } = await worker().handler(prepareEvent({ request: dryRun }), context) as PreparedRun;
+    ec2Mock.on(CreateSnapshotsCommand).rejects(rejectWith('DryRunOperation', 'would have succeeded'));
+
+    await worker().handler(stepEvent(occurrence, cursor, { request: dryRun }), context);
+
+    expect(emf()).toEqual([expect.objectContaining({ DryRunChecksPassed: 2, SnapshotSetsCreated: 0, InstancesSelected: 2, StepFailures: 0 })]);
+  });
+
+  test('GIVEN a step that crashes (the listing fails) WHEN it throws THEN its line still goes out: StepFailures 1, by schedule, no run counts', async () => {
+    const { occurrence, cursor } = await prepared();
+    ec2Mock.on(DescribeInstancesCommand).rejects(rejectWith('UnauthorizedOperation', 'not allowed'));
+    output.length = 0;
+
+    await expect(worker().handler(stepEvent(occurrence, cursor), context)).rejects.toThrow('not allowed');
+
+    expect(emf()).toEqual([emfLine({ StepFailures: 1 })]);
+    // The line comes after the step's own error line: it is the last thing the invocation writes.
+    expect(output[output.length - 1]).toEqual(emfLine({ StepFailures: 1 }));
+  });
+
+  test('GIVEN a step that leaves the run going (a retry pass follows) WHEN it ends THEN its line has StepFailures 0 and no run counts yet', async () => {
+    const { occurrence, cursor } = await prepared();
+    ec2Mock.on(CreateSnapshotsCommand, { InstanceSpecification: { InstanceId: I2 } }).rejects(rejectWith('IncorrectState', 'volume busy'));
+
+    const next = await worker().handler(stepEvent(occurrence, cursor), context) as RunCursor;
+
+    expect(next.phase).toBe('wait');
+    expect(emf()).toEqual([emfLine({ StepFailures: 0 })]);
+  });
+
+  test('GIVEN a cursor of a finished run WHEN a step runs THEN it reports StepFailures 0 and does not count the run again', async () => {
+    const { occurrence } = await prepared();
+    output.length = 0;
+    const done = { ...newCursor(NOW), phase: 'done' as const, result: 'succeeded' as const };
+
+    await worker().handler(stepEvent(occurrence, done), context);
+
+    expect(emf()).toEqual([emfLine({ StepFailures: 0 })]);
+  });
+
+  test('GIVEN prepare WHEN it runs THEN it publishes nothing', async () => {
+    await prepared();
+
+    expect(emf()).toEqual([]);
+  });
+
+  test.each<[string, Record<string, string>, () => unknown, Array<Record<string, unknown>>]>([
+    ['a forged cursor, the request naming the schedule', {}, () => ({ action: 'snapshot-step', request: REQUEST_JSON, occurrence: {}, cursor: { pending: [] } }),
+      [emfLine({ StepFailures: 1 })]],
+    ['a request that is not JSON, SCHEDULE_ID naming the schedule', { [SCHEDULE_ID_ENV]: 'Stack/Nightly' }, () => ({ action: 'snapshot-step', request: '{' }),
+      [emfLine({ StepFailures: 1 })]],
+    ['a request that is not JSON and no SCHEDULE_ID (nothing names the schedule)', {}, () => ({ action: 'snapshot-step', request: '{' }),
+      []],
+  ])('GIVEN a step with %s WHEN it is refused THEN the lines are as expected', async (_name, env, event, lines) => {
+    await expect(worker(env).handler(event(), context)).rejects.toThrow(InvalidRunRequestError);
+
+    expect(emf()).toEqual(lines);
+  });
+
+  test('GIVEN SCHEDULE_ID WHEN a step runs THEN the line is by the deployed schedule, whatever the request says', async () => {
+    const { occurrence, cursor } = await prepared();
+    output.length = 0;
+
+    await worker({ [SCHEDULE_ID_ENV]: 'Stack/Deployed' }).handler(stepEvent(occurrence, cursor), context);
+
+    expect(emf()).toEqual([expect.objectContaining({ Schedule: 'Stack/Deployed', StepFailures: 0 })]);
+  });
+
+  test('GIVEN Metrics with a service name and default dimensions WHEN the worker publishes THEN they are gone: Schedule is the only dimension', async () => {
+    const { occurrence, cursor } = await prepared();
+    const metrics = new Metrics({ namespace: 'CdkInstanceSnapshots', serviceName: 'svc', defaultDimensions: { environment: 'prod' } });
+
+    await worker({}, SETTINGS, { metrics }).handler(stepEvent(occurrence, cursor), context);
+
+    const [line] = emf();
+    expect(line._aws.CloudWatchMetrics[0].Dimensions).toEqual([['Schedule']]);
+    expect(line).not.toHaveProperty('service');
+    expect(line).not.toHaveProperty('environment');
+  });
+
+  test('GIVEN publishing the metrics fails WHEN a step ends THEN the step\'s result stands and the failure is logged', async () => {
+    const { occurrence, cursor } = await prepared();
+    const metrics: MetricsSink = {
+      clearDefaultDimensions: () => undefined,
+      addDimension: jest.fn(),
+      addMetric: jest.fn(),
+      publishStoredMetrics: () => { throw new RangeError('too many'); },
+    } as unknown as MetricsSink;
+
+    const next = await worker({}, SETTINGS, { metrics }).handler(stepEvent(occurrence, cursor), context) as RunCursor;
+
+    expect(next.phase).toBe('done');
+    expect(logLines()).toContainEqual(expect.objectContaining({ level: 'ERROR', message: 'metrics not published', errorName: 'RangeError', error: 'too many' }));
+  });
+
+  test('runMetrics names each metric as METRICS does, with its unit', () => {
+    const cursor = { ...newCursor(0), summary: { durationMs: 1_250 } } as RunCursor;
+
+    expect(runMetrics(cursor)).toEqual([
+      [METRICS.instancesSelected, 'Count', 0],
+      [METRICS.snapshotSetsCreated, 'Count', 0],
+      [METRICS.instancesAlreadyDone, 'Count', 0],
+      [METRICS.dryRunChecksPassed, 'Count', 0],
+      [METRICS.instancesSkipped, 'Count', 0],
+      [METRICS.instancesFailed, 'Count', 0],
+      [METRICS.instancesNotAttempted, 'Count', 0],
+      [METRICS.runDuration, 'Seconds', 1.25],
+    ]);
   });
 });
 

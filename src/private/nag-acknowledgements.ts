@@ -1,6 +1,5 @@
 import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 
 /**
  * Acknowledges, on our own roles, the wildcards that AWS forces, with the reason a reviewer
@@ -30,11 +29,11 @@ export function acknowledgeWorkerWildcards(role: iam.Role): void {
 }
 
 /**
- * The workflow's role: X-Ray's `PutTraceSegments`/`PutTelemetryRecords`/sampling calls and
+ * The workflow's role (its inline policy): X-Ray's `PutTraceSegments`/`PutTelemetryRecords`/sampling calls and
  * CloudWatch Logs' log-delivery calls (which Step Functions logging needs) take no resource ARN.
  */
-export function acknowledgeWorkflowWildcards(stateMachine: sfn.StateMachine): void {
-  Validations.of(stateMachine).acknowledge({
+export function acknowledgeWorkflowWildcards(role: iam.Role): void {
+  Validations.of(role).acknowledge({
     id: 'AwsSolutions-IAM5[Resource::*]',
     reason: 'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords, xray:GetSampling*) and Step Functions log delivery (logs:CreateLogDelivery and friends) support no resource-level permissions: "*" is the only resource IAM accepts.',
   });

@@ -543,3 +543,9 @@ export const METRICS = {
 
 /** The worker's environment variable that names the SNS topic it notifies of failed sets. */
 export const NOTIFICATION_TOPIC_ENV = 'NOTIFICATION_TOPIC_ARN';
+
+/**
+ * The worker's environment variable that holds its schedule's id: an EBS completion event carries
+ * no tags, so the worker keeps the snapshots whose `SCHEDULE_TAG` equals it.
+ */
+export const SCHEDULE_ID_ENV = 'SCHEDULE_ID';

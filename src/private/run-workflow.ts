@@ -60,11 +60,11 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   const rejected = new sfn.Fail(scope, 'RunRejected', {
     error: 'InvalidRunRequest',
     causePath: '$.error.Cause',
-    comment: 'The execution input or the worker input was not valid: nothing was done.',
+    comment: 'Invalid execution or worker input: nothing was done.',
   });
 
   const prepare = new InvokeWorker(scope, 'Prepare', {
-    comment: 'Checks the execution input and names the occurrence (schedule id and scheduled time). No AWS call.',
+    comment: 'Checks the input and names the occurrence. No AWS call.',
     lambdaFunction: props.worker,
     payload: sfn.TaskInput.fromObject({
       action: WORKFLOW.actionPrepare,
@@ -85,7 +85,7 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   prepare.addCatch(rejected, { errors: [WORKFLOW.invalidInputError], resultPath: '$.error' });
 
   const claim = new tasks.DynamoPutItem(scope, 'ClaimOccurrence', {
-    comment: 'One execution per occurrence: the first to write the lock item runs it; the item names its owner, so a retry of this write by the owner succeeds.',
+    comment: 'The first execution to write the lock item runs the occurrence (its owner may write again).',
     table: props.lockTable,
     item: {
       [WORKFLOW.lockKeyAttribute]: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$.occurrence.lockKey')),
@@ -107,7 +107,7 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   });
 
   const findOwner = new tasks.DynamoGetItem(scope, 'FindOwner', {
-    comment: 'Another execution already runs or ran this occurrence: find which one.',
+    comment: 'Another execution owns this occurrence: find it.',
     table: props.lockTable,
     key: { [WORKFLOW.lockKeyAttribute]: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$.occurrence.lockKey')) },
     consistentRead: true,
@@ -116,7 +116,7 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   });
   findOwner.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(1), backoffRate: 2, maxAttempts: 4, jitterStrategy: sfn.JitterType.FULL });
   const duplicate = new sfn.Pass(scope, 'Duplicate', {
-    comment: 'This execution is a second delivery of an occurrence another execution owns: it does nothing.',
+    comment: 'A repeated delivery: the owner runs the occurrence, this one does nothing.',
     parameters: {
       'status': 'duplicate',
       'scheduledTime.$': '$.occurrence.scheduledTime',
@@ -127,7 +127,7 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   claim.addCatch(findOwner.next(duplicate), { errors: ['DynamoDB.ConditionalCheckFailedException'], resultPath: sfn.JsonPath.DISCARD });
 
   const step = new InvokeWorker(scope, 'SnapshotStep', {
-    comment: 'One bounded step of the run: lists the selection again, creates the sets still missing from the cursor on, returns the next cursor.',
+    comment: 'Lists the selection, creates the missing sets from the cursor on, returns the next cursor.',
     lambdaFunction: props.worker,
     payload: sfn.TaskInput.fromObject({
       action: WORKFLOW.actionStep,
@@ -145,7 +145,7 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   step.addCatch(rejected, { errors: [WORKFLOW.invalidInputError], resultPath: '$.error' });
 
   const recoveryWait = new sfn.Wait(scope, 'WaitBeforeStepAgain', {
-    comment: 'A step failed without an answer: wait until every set it made is visible, then run it again.',
+    comment: 'The step failed without an answer: wait until its sets are visible, then run it again.',
     time: sfn.WaitTime.duration(t.recoveryWait),
   });
   const countRecovery = new sfn.Pass(scope, 'CountRecovery', {
@@ -166,14 +166,14 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   step.addCatch(recoverable, { errors: ['States.ALL'], resultPath: '$.stepError' });
 
   const retryPassWait = new sfn.Wait(scope, 'WaitBeforeRetryPass', {
-    comment: 'Some instances have no set yet: wait, then a new pass tries them again.',
+    comment: 'Some instances have no set yet: a new pass tries them again.',
     time: sfn.WaitTime.duration(t.retryPassWait),
   });
   const succeeded = new sfn.Succeed(scope, 'RunSucceeded', { outputPath: '$.cursor.summary' });
   const failed = new sfn.Fail(scope, 'RunFailed', {
     error: 'SnapshotRunFailed',
     causePath: '$.cursor.summaryText',
-    comment: 'Some selected instances have no snapshot set of this occurrence: the cause lists them by error code.',
+    comment: 'Some instances have no set of this occurrence: the cause lists them by error code.',
   });
   const progress = new sfn.Choice(scope, 'RunProgress')
     .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseSnapshot), step)

@@ -3,8 +3,9 @@
 //
 //   node consumer-app.js <outdir>
 //
-// Synthesizes one schedule, checks that the stack holds its state machine and its worker, and
-// prints one JSON line: where the package resolved from and the logical ids it found.
+// Synthesizes one schedule, checks that the stack holds its state machine, its worker and what
+// reports its failures (topic, rules, alarms), and prints one JSON line: where the package resolved
+// from and the logical ids it found.
 const { App, Stack } = require('aws-cdk-lib');
 const { InstanceSnapshotSchedule } = require('cdk-instance-snapshots');
 
@@ -19,6 +20,13 @@ const expected = {
   stateMachine: ['AWS::StepFunctions::StateMachine', logicalIdOf(schedule.stateMachine)],
   worker: ['AWS::Lambda::Function', logicalIdOf(schedule.worker)],
   schedule: ['AWS::Scheduler::Schedule', logicalIdOf(schedule.schedule)],
+  notificationTopic: ['AWS::SNS::Topic', logicalIdOf(schedule.notificationTopic)],
+  deadLetterQueue: ['AWS::SQS::Queue', logicalIdOf(schedule.deadLetterQueue)],
+  runFailedRule: ['AWS::Events::Rule', logicalIdOf(schedule.runFailedRule)],
+  snapshotSetFailedRule: ['AWS::Events::Rule', logicalIdOf(schedule.snapshotSetFailedRule)],
+  instancesFailedAlarm: ['AWS::CloudWatch::Alarm', logicalIdOf(schedule.instancesFailedAlarm)],
+  heartbeatAlarm: ['AWS::CloudWatch::Alarm', logicalIdOf(schedule.heartbeatAlarm)],
+  deadLetterQueueAlarm: ['AWS::CloudWatch::Alarm', logicalIdOf(schedule.deadLetterQueueAlarm)],
 };
 const problems = Object.entries(expected)
   .filter(([, [type, id]]) => resources[id]?.Type !== type)

@@ -1,10 +1,11 @@
 import { Duration, TimeZone } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { CopyTagsFromSource, InstanceSnapshotScheduleProps } from '../../src';
+import { CopyTagsFromSource, InstanceSnapshotScheduleProps, LogLevel } from '../../src';
 
-/** Every prop set to a non-default value, but the three that need constructs of their own. */
+/** Every prop set to a non-default value (but `alarms`, left on to be covered), but the four that need constructs of their own. */
 export const FULL_PROPS = {
   instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
   schedule: scheduler.ScheduleExpression.cron({ hour: '2', minute: '30', timeZone: TimeZone.EUROPE_BERLIN }),
@@ -22,6 +23,11 @@ export const FULL_PROPS = {
   maxEventAge: Duration.hours(2),
   retryAttempts: 10,
   createSnapshotsPerSecond: 20,
+  logLevel: LogLevel.DEBUG,
+  alarms: true,
+  expectedMinimumInstances: 3,
+  heartbeatPeriod: Duration.hours(30),
+  dashboard: true,
 } satisfies InstanceSnapshotScheduleProps;
 
 /**
@@ -32,6 +38,7 @@ export function fullProps(
   deadLetterQueue: sqs.IQueue,
   scheduleGroup: scheduler.IScheduleGroup,
   logGroup: logs.ILogGroup,
+  notificationTopic: sns.ITopic,
 ): Required<InstanceSnapshotScheduleProps> {
-  return { ...FULL_PROPS, deadLetterQueue, scheduleGroup, logGroup };
+  return { ...FULL_PROPS, deadLetterQueue, scheduleGroup, logGroup, notificationTopic };
 }

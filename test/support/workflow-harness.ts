@@ -164,11 +164,12 @@ export class WorkflowHarness {
   readonly table = new FakeLockTable();
   readonly log = new CapturedLog();
   readonly workerCalls: WorkerCall[] = [];
-  /** The metrics the worker published, one record per final step. */
+  /** The metrics the worker published, one record per step (the final step's with the run's counts). */
   readonly published: Array<{ dimensions: Record<string, string>; values: Record<string, number> }> = [];
   private readonly metrics = ((): MetricsSink => {
     let pending = { dimensions: {} as Record<string, string>, values: {} as Record<string, number> };
     return {
+      clearDefaultDimensions: () => undefined,
       addDimension: (name: string, value: string) => { pending.dimensions[name] = value; },
       addMetric: (name: string, _unit: unknown, value: number) => { pending.values[name] = value; },
       publishStoredMetrics: () => { this.published.push(pending); pending = { dimensions: {}, values: {} }; },
