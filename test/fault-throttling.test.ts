@@ -149,7 +149,9 @@ describe('the CreateSnapshots bucket from one step to the next', () => {
     const { instances, first, second, throttledInFirst, throttledInSecond } = await twoSteps(true);
 
     expect(first).toEqual(expect.objectContaining({ phase: 'snapshot', after: instances[9].instanceId }));
-    expect(first.bucket!.tokens).toBeLessThan(1);
+    // Spent: far below the bucket's 10 (what refills between the last call and the hand-over
+    // depends on the machine's speed: at 50 per second, 1 token per 20 ms).
+    expect(first.bucket!.tokens).toBeLessThan(5);
     expect(throttledInFirst).toBe(0);
     expect(throttledInSecond).toBeLessThanOrEqual(2);
     expect(second).toEqual(expect.objectContaining({ phase: 'done', result: 'succeeded' }));
@@ -197,12 +199,11 @@ describe('TokenBucketRateLimiter', () => {
     const limiter = new TokenBucketRateLimiter(50, 10);
     limiter.updateClientSendingRate({});
     limiter.updateClientSendingRate({ errorType: 'TRANSIENT' });
-    let t = performance.now();
-    await limiter.getSendToken();
-    expect(performance.now() - t).toBeLessThan(15);
+    expect(limiter.level().tokens).toBeGreaterThan(9);
 
     limiter.updateClientSendingRate({ errorType: 'THROTTLING' });
-    t = performance.now();
+    expect(limiter.level().tokens).toBeLessThan(1);
+    const t = performance.now();
     await limiter.getSendToken();
     expect(performance.now() - t).toBeGreaterThanOrEqual(19); // one token at 50/s
   });
