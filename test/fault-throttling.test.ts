@@ -31,7 +31,9 @@ describe('CreateSnapshots token bucket (RequestLimitExceeded)', () => {
   // first throttle, before it has measured a rate, drops it to 0.5 calls/s: seconds here, see bench/.)
   test('GIVEN a bucket smaller than the fleet AND a client-side bucket faster than the account\'s WHEN run THEN throttling is retried, not reported, and every instance gets exactly one set', async () => {
     const instances = fleet(40);
-    await start({ instances, createSnapshotsBucket: { capacity: 5, refillPerSec: 100 } });
+    // The account refills 20 per second, the client sends at 400: throttled on any machine that
+    // makes more than 20 calls a second.
+    await start({ instances, createSnapshotsBucket: { capacity: 5, refillPerSec: 20 } });
     const env = h.environment({ clients: { createSnapshotsPerSec: 400, createSnapshotsBurst: 5 } });
 
     const result = await step(env);
