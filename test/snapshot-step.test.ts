@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { CapturedLog, instanceId, LogLine } from './support/fault-harness';
+import { CapturedLog, instanceId, LogLine, runRequest } from './support/fault-harness';
 import { newCursor, parseCursor, RunCursor } from '../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings, runSnapshotStep, StepEnvironment } from '../lambda/snapshot-step';
 import {
@@ -27,15 +27,7 @@ import {
 
 const ec2Mock = mockClient(EC2Client);
 
-const REQUEST: SnapshotRunRequest = {
-  version: 2,
-  scheduleId: 'Stack/Nightly',
-  instanceTags: { Backup: ['nightly'] },
-  excludeBootVolume: false,
-  excludeDataVolumeIds: [],
-  snapshotTags: {},
-  dryRun: false,
-};
+const REQUEST: SnapshotRunRequest = runRequest({ snapshotTags: {} });
 const SCHEDULED_TIME = '2026-11-24T02:30:00Z';
 const OCCURRENCE = parseOccurrence(REQUEST.scheduleId, { scheduledTime: SCHEDULED_TIME }, 'exec-0001');
 

@@ -8,7 +8,7 @@ import { CreateSnapshotsCommand, DescribeInstancesCommand, DescribeSnapshotsComm
 import type { RetryToken } from '@smithy/types';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { CREDENTIALS, instanceId } from './support/fault-harness';
+import { CREDENTIALS, instanceId, runRequest } from './support/fault-harness';
 import { createEc2Clients, Ec2Clients, Ec2ClientsOptions } from '../lambda/clients';
 import { newCursor, RunCursor } from '../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings } from '../lambda/snapshot-step';
@@ -48,16 +48,7 @@ process.env.POWERTOOLS_METRICS_NAMESPACE = 'NotTheLibrarysNamespace';
 
 const ec2Mock = mockClient(EC2Client);
 
-const REQUEST: SnapshotRunRequest = {
-  version: 2,
-  scheduleId: 'Stack/Nightly',
-  instanceTags: { Backup: ['nightly'] },
-  excludeBootVolume: false,
-  excludeDataVolumeIds: [],
-  snapshotTags: {},
-  dryRun: false,
-  createSnapshotsPerSecond: 7,
-};
+const REQUEST: SnapshotRunRequest = runRequest({ snapshotTags: {}, createSnapshotsPerSecond: 7 });
 const REQUEST_JSON = JSON.stringify(REQUEST);
 const NOW = 1_795_000_000_000;
 const SETTINGS: RunSettings = {
