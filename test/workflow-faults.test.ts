@@ -15,6 +15,9 @@ import { CapturedLog, FAST_SETTINGS, FaultHarness, fleet, ids, instanceId, runRe
 import { largestStateBytes, synthesizeWorkflow, WorkflowHarness, WorkflowHarnessOptions } from './support/workflow-harness';
 import { newCursor } from '../lambda/ledger';
 
+// Whole workflow executions on a shared 2-core machine: seconds each, more under load.
+jest.setTimeout(30_000);
+
 const SCALE = 100;
 const SETTINGS = {
   ...FAST_SETTINGS,
