@@ -47,6 +47,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     updateSnapshot: javascript.UpdateSnapshot.NEVER,
     jestConfig: {
       snapshotSerializers: ['<rootDir>/test/support/asset-hash-serializer.ts'],
+      // Whole workflow executions and 40-schedule syntheses take seconds on a shared 2-core machine.
+      testTimeout: 30_000,
       // aws-local-stepfunctions calls Promise.withResolvers, which Node 20 lacks.
       setupFiles: ['<rootDir>/test/support/promise-with-resolvers.ts'],
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/support/'],
