@@ -65,7 +65,7 @@ describe('what the construct synthesizes is what the worker accepts', () => {
     expect(Object.keys(requests).sort()).toEqual(['Prepare', 'SnapshotStep']);
     for (const text of Object.values(requests)) {
       expect(parseRunRequest(JSON.parse(text))).toEqual({
-        version: 2,
+        version: REQUEST_VERSION,
         scheduleId: 'ContractStack/Schedule',
         instanceTags: { Backup: ['nightly'] },
         excludeBootVolume: false,
@@ -117,7 +117,7 @@ describe('what the construct synthesizes is what the worker accepts', () => {
 });
 
 describe('parseRunRequest rejects requests it cannot honour, naming every field', () => {
-  const valid = { version: 2, scheduleId: 'S/N', instanceTags: { Backup: ['nightly'] } };
+  const valid = { version: REQUEST_VERSION, scheduleId: 'S/N', instanceTags: { Backup: ['nightly'] } };
 
   test('GIVEN the smallest valid request THEN the defaults are filled in', () => {
     expect(parseRunRequest(valid)).toEqual(expect.objectContaining({
@@ -163,7 +163,7 @@ describe('parseRunRequest rejects requests it cannot honour, naming every field'
 });
 
 describe('requestSha256', () => {
-  const request: SnapshotRunRequest = parseRunRequest({ version: 2, scheduleId: 'S/N', instanceTags: { Backup: ['nightly'], Env: ['prod'] }, snapshotTags: { A: '1', B: '2' } });
+  const request: SnapshotRunRequest = parseRunRequest({ version: REQUEST_VERSION, scheduleId: 'S/N', instanceTags: { Backup: ['nightly'], Env: ['prod'] }, snapshotTags: { A: '1', B: '2' } });
 
   test('GIVEN the same request with its keys in another order THEN the hash is the same', () => {
     const reordered = JSON.parse(JSON.stringify({ ...request, snapshotTags: { B: '2', A: '1' }, instanceTags: { Env: ['prod'], Backup: ['nightly'] } }));

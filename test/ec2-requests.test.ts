@@ -9,10 +9,10 @@ import {
   matchesSelection,
   planInstance,
 } from '../lambda/ec2-requests';
-import { INSTANCE_ID_TAG, parseOccurrence, SCHEDULE_TAG, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../src/private/request-contract';
+import { INSTANCE_ID_TAG, parseOccurrence, SCHEDULE_TAG, REQUEST_VERSION, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../src/private/request-contract';
 
 const REQUEST: SnapshotRunRequest = {
-  version: 2,
+  version: REQUEST_VERSION,
   scheduleId: 'S/N',
   instanceTags: { Backup: ['nightly', 'always'], Env: ['prod'] },
   excludeBootVolume: false,

@@ -6,7 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { CopyTagsFromSource, InstanceSnapshotSchedule, InstanceSnapshotScheduleProps } from '../src';
 import { FULL_PROPS, fullProps } from './support/full-props';
-import { parseOccurrence, requestSha256 } from '../src/private/request-contract';
+import { parseOccurrence, REQUEST_VERSION, requestSha256 } from '../src/private/request-contract';
 
 const ACCOUNT = '123456789012';
 const REGION = 'eu-central-1';
@@ -305,7 +305,7 @@ describe('workflow (state machine)', () => {
   test('GIVEN default props WHEN synthesized THEN the definition holds the request with the defaults and no execution data', () => {
     const { template } = synth();
     expect(definedRequest(template)).toEqual({
-      version: 2,
+      version: REQUEST_VERSION,
       scheduleId: 'TestStack/Nightly',
       instanceTags: { Backup: ['nightly'] },
       excludeBootVolume: false,
@@ -320,7 +320,7 @@ describe('workflow (state machine)', () => {
   test('GIVEN every CreateSnapshots option WHEN synthesized THEN each one is in the definition\'s request', () => {
     const { template } = synth(FULL_PROPS);
     expect(definedRequest(template)).toEqual({
-      version: 2,
+      version: REQUEST_VERSION,
       scheduleId: 'TestStack/Nightly',
       instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
       excludeBootVolume: true,

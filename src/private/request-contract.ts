@@ -13,7 +13,7 @@
 import { createHash } from 'crypto';
 
 /** Version of the request shape. Bump it on any incompatible change. */
-export const REQUEST_VERSION = 2;
+export const REQUEST_VERSION = 3;
 
 /** Prefix of the tags that the library owns on every snapshot it creates. */
 export const OWNERSHIP_TAG_PREFIX = 'cdk-instance-snapshots:';
@@ -81,7 +81,76 @@ export interface SnapshotRunRequest {
   readonly dryRun: boolean;
   /** The account's CreateSnapshots refill rate in this Region (EC2's default: 5). */
   readonly createSnapshotsPerSecond?: number;
+  /** Tag key -> values: an instance carrying any key with one of its values is not selected. */
+  readonly excludeInstanceTags?: Record<string, string[]>;
+  /** EC2's `Location` for instances in Local Zones: `regional` or `local` (absent: EC2's default, regional). */
+  readonly location?: string;
+  /** A lock put on every snapshot of a new set (`LockSnapshot`); absent: no lock. */
+  readonly lock?: SnapshotLockSpec;
+  /** Which of the schedule's sets to keep; absent: nothing is ever deleted. */
+  readonly retention?: RetentionSpec;
+  /** The account's DeleteSnapshot refill rate in this Region (EC2's default: 5). */
+  readonly deleteSnapshotsPerSecond?: number;
 }
+
+/** EC2 `LockSnapshot` options, applied to every snapshot of a set the run creates. */
+export interface SnapshotLockSpec {
+  /** `governance` or `compliance`. */
+  readonly mode: string;
+  /** Days the lock lasts (1 to 36,500). */
+  readonly durationDays: number;
+  /** Compliance mode only: hours during which the lock can still be removed (1 to 72). */
+  readonly coolOffHours?: number;
+}
+
+/**
+ * Which sets of the schedule to keep, per instance; every set no rule keeps is deleted. A set is
+ * every snapshot of one instance from one scheduled occurrence; its time is the occurrence's
+ * scheduled time. At least one rule is present.
+ */
+export interface RetentionSpec {
+  /** Keep the newest N sets (1 to 1,000). */
+  readonly count?: number;
+  /** Keep the sets whose scheduled time is less than this many seconds ago. */
+  readonly maxAgeSeconds?: number;
+  /** Calendar rules: keep the newest set of each of the last N hours, days, weeks, months, years that have sets. */
+  readonly hourly?: number;
+  readonly daily?: number;
+  readonly weekly?: number;
+  readonly monthly?: number;
+  readonly yearly?: number;
+  /** IANA time zone in which calendar buckets are counted (the schedule's). */
+  readonly timeZone: string;
+  /**
+   * An instance that is gone (terminated, no longer selected): its count and calendar rules, and the
+   * protection of its newest set, lapse this many seconds after its newest set's scheduled time.
+   */
+  readonly goneInstanceSeconds: number;
+}
+
+/** The modes of EC2 snapshot locks. */
+export const LOCK_MODES = ['governance', 'compliance'];
+/** EC2's `Location` values for CreateSnapshots. */
+export const SNAPSHOT_LOCATIONS = ['regional', 'local'];
+
+/** EC2's and the library's ranges for lifecycle options. */
+export const LIFECYCLE_LIMITS = {
+  /** Data Lifecycle Manager's range for count retention. */
+  minCount: 1,
+  maxCount: 1000,
+  /** Calendar rules: buckets per granularity (restic has no bound; this keeps a listing's work bounded). */
+  maxCalendarBuckets: 10_000,
+  /** EC2 LockSnapshot: `LockDuration` in days and `CoolOffPeriod` in hours. */
+  minLockDays: 1,
+  maxLockDays: 36_500,
+  minCoolOffHours: 1,
+  maxCoolOffHours: 72,
+  /** Gone instances: their sets are kept at least a day after their newest one. */
+  minGoneInstanceSeconds: 86_400,
+};
+
+/** EC2's default DeleteSnapshot refill rate per account and Region (calls per second). */
+export const DEFAULT_DELETE_SNAPSHOTS_PER_SECOND = 5;
 
 /**
  * The execution input EventBridge Scheduler sends to the workflow (context attributes filled in
@@ -102,6 +171,8 @@ export const WORKFLOW = {
   /** `cursor.phase` values. */
   phaseSnapshot: 'snapshot',
   phaseWaitForRetryPass: 'wait',
+  /** The sets are made: the run deletes what the retention rules no longer keep. */
+  phasePrune: 'prune',
   phaseDone: 'done',
   /** `cursor.result` values. */
   resultSucceeded: 'succeeded',
@@ -133,6 +204,7 @@ export const LOCK_RETENTION_DAYS = 100;
 const REQUEST_KEYS = [
   'version', 'scheduleId', 'instanceTags', 'excludeBootVolume', 'excludeDataVolumeIds', 'excludeDataVolumeTags',
   'outpostArn', 'description', 'snapshotTags', 'copyTagsFromSource', 'dryRun', 'createSnapshotsPerSecond',
+  'excludeInstanceTags', 'location', 'lock', 'retention', 'deleteSnapshotsPerSecond',
 ];
 
 /** One problem found in a request or in props: the prop it concerns and what is wrong. */
@@ -377,6 +449,25 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
   if (createSnapshotsPerSecond !== undefined) {
     v.push(...checkCreateSnapshotsPerSecond(createSnapshotsPerSecond as number));
   }
+  const deleteSnapshotsPerSecond = event.deleteSnapshotsPerSecond;
+  if (deleteSnapshotsPerSecond !== undefined) {
+    v.push(...checkCallsPerSecond(deleteSnapshotsPerSecond as number, 'deleteSnapshotsPerSecond', DEFAULT_DELETE_SNAPSHOTS_PER_SECOND));
+  }
+  let excludeInstanceTags: Record<string, string[]> | undefined;
+  if (event.excludeInstanceTags !== undefined) {
+    if (!isRecord(event.excludeInstanceTags)) {
+      v.push({ prop: 'excludeInstanceTags', message: `excludeInstanceTags must be an object of tag key -> values, got: ${show(event.excludeInstanceTags)}` });
+    } else {
+      excludeInstanceTags = event.excludeInstanceTags as Record<string, string[]>;
+      v.push(...checkExcludeInstanceTags(excludeInstanceTags));
+    }
+  }
+  const location = str('location', false);
+  if (location !== undefined) v.push(...checkLocation(location, outpostArn));
+  const lock = event.lock;
+  if (lock !== undefined) v.push(...checkLockSpec(lock));
+  const retention = event.retention;
+  if (retention !== undefined) v.push(...checkRetentionSpec(retention));
 
   if (v.length > 0) {
     throw new InvalidRunRequestError(v);
@@ -394,6 +485,11 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     copyTagsFromSource,
     dryRun,
     ...(createSnapshotsPerSecond !== undefined ? { createSnapshotsPerSecond: createSnapshotsPerSecond as number } : {}),
+    ...(deleteSnapshotsPerSecond !== undefined ? { deleteSnapshotsPerSecond: deleteSnapshotsPerSecond as number } : {}),
+    ...(excludeInstanceTags !== undefined ? { excludeInstanceTags } : {}),
+    ...(location !== undefined ? { location } : {}),
+    ...(lock !== undefined ? { lock: lock as SnapshotLockSpec } : {}),
+    ...(retention !== undefined ? { retention: retention as RetentionSpec } : {}),
   };
 }
 
@@ -410,10 +506,101 @@ export function checkScheduleId(scheduleId: string, prop = 'scheduleId'): Contra
 
 /** Checks the CreateSnapshots rate: a positive number of calls per second (EC2's default is 5). */
 export function checkCreateSnapshotsPerSecond(rate: number, prop = 'createSnapshotsPerSecond'): ContractViolation[] {
+  return checkCallsPerSecond(rate, prop, DEFAULT_CREATE_SNAPSHOTS_PER_SECOND);
+}
+
+/** Checks an EC2 refill rate: a number of calls per second above 0 and at most 1000. */
+export function checkCallsPerSecond(rate: number, prop: string, ec2Default: number): ContractViolation[] {
   if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 1000) {
-    return [{ prop, message: `${prop} must be a number of calls per second above 0 and at most 1000 (EC2's default is ${DEFAULT_CREATE_SNAPSHOTS_PER_SECOND}), got: ${show(rate)}` }];
+    return [{ prop, message: `${prop} must be a number of calls per second above 0 and at most 1000 (EC2's default is ${ec2Default}), got: ${show(rate)}` }];
   }
   return [];
+}
+
+/** Checks `excludeInstanceTags`: each key with at least one value, within EC2's lengths (may be empty). */
+export function checkExcludeInstanceTags(tags: Record<string, readonly string[]>, isUnresolved: (s: string) => boolean = () => false): ContractViolation[] {
+  return checkTagValuesMap('excludeInstanceTags', tags, isUnresolved);
+}
+
+/** Checks `location`: `regional` or `local`, and never with an Outpost (EC2 takes one or the other). */
+export function checkLocation(location: string, outpostArn: string | undefined): ContractViolation[] {
+  if (!SNAPSHOT_LOCATIONS.includes(location)) {
+    return [{ prop: 'location', message: `location must be one of ${show(SNAPSHOT_LOCATIONS)} (EC2's Location for instances in Local Zones), got: ${show(location)}` }];
+  }
+  if (outpostArn !== undefined) {
+    return [{ prop: 'location', message: `location is for instances in Local Zones and does not combine with outpostArn, got: location ${show(location)} and outpostArn ${show(outpostArn)}` }];
+  }
+  return [];
+}
+
+function isWholeIn(value: unknown, min: number, max: number): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+/** Checks a snapshot lock against EC2's LockSnapshot ranges. */
+export function checkLockSpec(value: unknown, prop = 'lock'): ContractViolation[] {
+  const L = LIFECYCLE_LIMITS;
+  if (!isRecord(value)) return [{ prop, message: `${prop} must be an object with mode and durationDays, got: ${show(value)}` }];
+  const out: ContractViolation[] = [];
+  const unknown = Object.keys(value).filter((k) => !['mode', 'durationDays', 'coolOffHours'].includes(k));
+  if (unknown.length > 0) out.push({ prop, message: `${prop} takes only mode, durationDays and coolOffHours, got: ${show(unknown)}` });
+  if (typeof value.mode !== 'string' || !LOCK_MODES.includes(value.mode)) {
+    out.push({ prop, message: `${prop} mode must be one of ${show(LOCK_MODES)}, got: ${show(value.mode)}` });
+  }
+  if (!isWholeIn(value.durationDays, L.minLockDays, L.maxLockDays)) {
+    out.push({ prop, message: `${prop} duration must be a whole number of days from ${L.minLockDays} to ${L.maxLockDays} (EC2's range), got: ${show(value.durationDays)} days` });
+  }
+  if (value.coolOffHours !== undefined) {
+    if (value.mode !== 'compliance') {
+      out.push({ prop, message: `${prop} cool-off period is for compliance mode only (EC2 rejects it in governance mode), got: ${show(value.coolOffHours)} hours with mode ${show(value.mode)}` });
+    } else if (!isWholeIn(value.coolOffHours, L.minCoolOffHours, L.maxCoolOffHours)) {
+      out.push({ prop, message: `${prop} cool-off period must be a whole number of hours from ${L.minCoolOffHours} to ${L.maxCoolOffHours} (EC2's range), got: ${show(value.coolOffHours)} hours` });
+    }
+  }
+  return out;
+}
+
+const RETENTION_KEYS = ['count', 'maxAgeSeconds', 'hourly', 'daily', 'weekly', 'monthly', 'yearly', 'timeZone', 'goneInstanceSeconds'];
+const CALENDAR_KEYS = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+
+/** True when `zone` is an IANA time zone this runtime knows. */
+export function isKnownTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks a retention spec: at least one rule, each within range, a known time zone. */
+export function checkRetentionSpec(value: unknown, prop = 'retention'): ContractViolation[] {
+  const L = LIFECYCLE_LIMITS;
+  if (!isRecord(value)) return [{ prop, message: `${prop} must be an object of retention rules, got: ${show(value)}` }];
+  const out: ContractViolation[] = [];
+  const unknown = Object.keys(value).filter((k) => !RETENTION_KEYS.includes(k));
+  if (unknown.length > 0) out.push({ prop, message: `${prop} has fields no retention has, got: ${show(unknown)}` });
+  if (value.count !== undefined && !isWholeIn(value.count, L.minCount, L.maxCount)) {
+    out.push({ prop, message: `${prop} count must be a whole number of sets from ${L.minCount} to ${L.maxCount}, got: ${show(value.count)}` });
+  }
+  if (value.maxAgeSeconds !== undefined && !isWholeIn(value.maxAgeSeconds, 1, 100 * 366 * 86_400)) {
+    out.push({ prop, message: `${prop} age must be a whole number of seconds from 1 to 100 years, got: ${show(value.maxAgeSeconds)} seconds` });
+  }
+  for (const key of CALENDAR_KEYS) {
+    if (value[key] !== undefined && !isWholeIn(value[key], 1, L.maxCalendarBuckets)) {
+      out.push({ prop, message: `${prop} ${key} must be a whole number from 1 to ${L.maxCalendarBuckets}, got: ${show(value[key])}` });
+    }
+  }
+  if (value.count === undefined && value.maxAgeSeconds === undefined && CALENDAR_KEYS.every((k) => value[k] === undefined)) {
+    out.push({ prop, message: `${prop} must hold at least one rule (count, age or a calendar rule), got: ${show(value)}` });
+  }
+  if (typeof value.timeZone !== 'string' || !isKnownTimeZone(value.timeZone)) {
+    out.push({ prop, message: `${prop} time zone must be an IANA time zone such as "Europe/Berlin", got: ${show(value.timeZone)}` });
+  }
+  if (!isWholeIn(value.goneInstanceSeconds, L.minGoneInstanceSeconds, 100 * 366 * 86_400)) {
+    out.push({ prop, message: `${prop} for gone instances must be a whole number of seconds from ${L.minGoneInstanceSeconds} (1 day) to 100 years, got: ${show(value.goneInstanceSeconds)} seconds` });
+  }
+  return out;
 }
 
 /** A literal, unfilled EventBridge Scheduler context attribute such as `<aws.scheduler.execution-id>`. */
@@ -539,6 +726,19 @@ export const METRICS = {
   stepFailures: 'StepFailures',
   /** Sets whose snapshots EC2 reported failed after CreateSnapshots returned (EBS completion events). */
   snapshotSetsFailed: 'SnapshotSetsFailed',
+  /** New sets whose snapshots could not all be locked (`lock`): the set exists without its protection. */
+  snapshotLocksFailed: 'SnapshotLocksFailed',
+  /** Retention, emitted by the run's final step when the schedule has retention rules. */
+  snapshotSetsDeleted: 'SnapshotSetsDeleted',
+  snapshotsDeleted: 'SnapshotsDeleted',
+  /** Dry run: sets the rules would delete. */
+  snapshotSetsToDelete: 'SnapshotSetsToDelete',
+  /** Sets the rules no longer keep but that are kept: a snapshot backs an AMI (InvalidSnapshot.InUse). */
+  snapshotSetsInUse: 'SnapshotSetsInUse',
+  /** Sets the rules no longer keep but that a snapshot lock still protects. */
+  snapshotSetsLocked: 'SnapshotSetsLocked',
+  /** Sets whose deletion failed for any other reason (the run fails). */
+  pruneFailures: 'PruneFailures',
 } as const;
 
 /** The worker's environment variable that names the SNS topic it notifies of failed sets. */

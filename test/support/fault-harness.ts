@@ -7,7 +7,7 @@ import { Ec2Simulator, Ec2SimulatorOptions, SimInstance } from './ec2-simulator'
 import { createEc2Clients, Ec2ClientsOptions } from '../../lambda/clients';
 import { RunLog } from '../../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings, StepEnvironment } from '../../lambda/snapshot-step';
-import { DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, INSTANCE_ID_TAG, Occurrence, parseOccurrence, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
+import { DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, INSTANCE_ID_TAG, Occurrence, parseOccurrence, REQUEST_VERSION, SCHEDULED_TIME_TAG, SnapshotRunRequest } from '../../src/private/request-contract';
 
 export const CREDENTIALS = { accessKeyId: 'AKIDFAULTTEST', secretAccessKey: 'fault-test-secret' };
 export const REGION = 'us-east-1';
@@ -43,7 +43,7 @@ export function fleet(n: number, options: { from?: number; volumes?: number } = 
 
 export function runRequest(overrides: Partial<SnapshotRunRequest> = {}): SnapshotRunRequest {
   return {
-    version: 2,
+    version: REQUEST_VERSION,
     scheduleId: 'Stack/Nightly',
     instanceTags: { Backup: ['nightly'] },
     excludeBootVolume: false,
