@@ -9,6 +9,7 @@ import {
   LOCK_RETENTION_DAYS,
   parseOccurrence,
   parseRunRequest,
+  REQUEST_VERSION,
   requestSha256,
   show,
   SnapshotRunRequest,
