@@ -152,6 +152,14 @@ export interface Ec2ClientsOptions {
   /** The CreateSnapshots bucket as the run's previous step left it. */
   readonly createSnapshotsBucket?: BucketLevel;
   /**
+   * DeleteSnapshot calls per second granted by the delete client's token bucket (EC2's bucket for
+   * DeleteSnapshot is separate from CreateSnapshots').
+   * @default 5 (EC2's default refill rate)
+   */
+  readonly deleteSnapshotsPerSec?: number;
+  /** The DeleteSnapshot bucket as the run's previous step left it. */
+  readonly deleteSnapshotsBucket?: BucketLevel;
+  /**
    * Retry backoff of the describe client.
    * @default - the SDK's exponential backoff with full jitter
    */
@@ -165,7 +173,17 @@ export interface Ec2Clients {
   readonly ec2Create: EC2Client;
   /** The CreateSnapshots bucket (absent with the SDK's adaptive limiter). */
   readonly createLimiter?: TokenBucketRateLimiter;
+  /**
+   * DeleteSnapshot: paced by its own client-side token bucket; throttling and server errors are
+   * retried by the SDK (a repeated delete of a deleted snapshot answers InvalidSnapshot.NotFound).
+   */
+  readonly ec2Delete: EC2Client;
+  readonly deleteLimiter: TokenBucketRateLimiter;
 }
+
+/** EC2's default DeleteSnapshot bucket (per account and Region, separate from CreateSnapshots'). */
+export const EC2_DELETE_SNAPSHOT_PER_SEC = 5;
+export const EC2_DELETE_SNAPSHOT_BURST = 100;
 
 export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
   const requestHandler = { requestTimeout: 20_000, connectionTimeout: 5_000 };
@@ -173,6 +191,8 @@ export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
   const rateLimiter = perSec > 0
     ? new TokenBucketRateLimiter(perSec, options.createSnapshotsBurst ?? EC2_CREATE_SNAPSHOTS_BURST, undefined, options.createSnapshotsBucket)
     : undefined;
+  const deleteLimiter = new TokenBucketRateLimiter(
+    options.deleteSnapshotsPerSec ?? EC2_DELETE_SNAPSHOT_PER_SEC, EC2_DELETE_SNAPSHOT_BURST, undefined, options.deleteSnapshotsBucket);
   const createBackoff = new JitteredBackoff(options.throttleBackoffBaseMs ?? 1_000, options.throttleBackoffMaxMs ?? 20_000);
   return {
     ec2: new EC2Client({
@@ -194,6 +214,17 @@ export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
       })),
     }),
     createLimiter: rateLimiter,
+    ec2Delete: new EC2Client({
+      requestHandler,
+      ...options.config,
+      maxAttempts: DESCRIBE_MAX_ATTEMPTS,
+      retryStrategy: new AdaptiveRetryStrategy(DESCRIBE_MAX_ATTEMPTS, {
+        maxAttempts: DESCRIBE_MAX_ATTEMPTS,
+        backoff: createBackoff,
+        rateLimiter: deleteLimiter,
+      }),
+    }),
+    deleteLimiter,
   };
 }
 

@@ -9,6 +9,7 @@ import type {
   DescribeVolumesCommandInput,
   Instance,
   Snapshot,
+  SnapshotLocationEnum,
   Tag,
   Volume,
 } from '@aws-sdk/client-ec2';
@@ -128,9 +129,21 @@ function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
   return tags?.find((t) => t.Key === key)?.Value;
 }
 
-/** Exact tag match (EC2's filter is the first pass; this is the definitive one). */
+/**
+ * Exact tag match (EC2's filter is the first pass; this is the definitive one): every key of
+ * `instanceTags` with one of its values, and no key of `excludeInstanceTags` with one of its values
+ * (EC2's filters cannot say NOT, so exclusion is decided here only).
+ */
 export function matchesSelection(request: SnapshotRunRequest, instance: Instance): boolean {
   return Object.entries(request.instanceTags).every(([key, values]) => {
+    const value = tagValue(instance.Tags, key);
+    return value !== undefined && values.includes(value);
+  }) && !excludedByInstanceTags(request, instance);
+}
+
+/** The instance carries a key of `excludeInstanceTags` with one of its values. */
+export function excludedByInstanceTags(request: SnapshotRunRequest, instance: Instance): boolean {
+  return Object.entries(request.excludeInstanceTags ?? {}).some(([key, values]) => {
     const value = tagValue(instance.Tags, key);
     return value !== undefined && values.includes(value);
   });
@@ -244,6 +257,7 @@ export function buildCreateSnapshotsInput(
     },
     ...(request.description !== undefined ? { Description: request.description } : {}),
     ...(planned.o ? { OutpostArn: request.outpostArn } : {}),
+    ...(request.location !== undefined ? { Location: request.location as SnapshotLocationEnum } : {}),
     TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
     ...(request.copyTagsFromSource ? { CopyTagsFromSource: 'volume' as const } : {}),
     DryRun: request.dryRun,

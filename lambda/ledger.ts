@@ -26,11 +26,35 @@ export interface RunCounts {
   failed: number;
   /** Instances not tried in the last pass (account quota reached, instance not yet running or stopped). */
   notAttempted: number;
+  /** Of `failed`: sets made whose snapshots could not all be locked (`lock`). */
+  lockFailed: number;
+}
+
+/** Retention's progress and counts: the run's prune phase, after its sets are made. */
+export interface PruneProgress {
+  /** Every instance with an id <= `after` has had its sets pruned ('' before the first). */
+  after: string;
+  /** Sets and snapshots deleted. */
+  setsDeleted: number;
+  snapshotsDeleted: number;
+  /** Dry run: sets the rules would delete. */
+  setsToDelete: number;
+  /** Sets the rules no longer keep, kept because a snapshot backs an AMI. */
+  setsInUse: number;
+  /** Sets the rules no longer keep, kept until their snapshot lock expires. */
+  setsLocked: number;
+  /** Sets the rules no longer keep, kept until their snapshots are completed. */
+  setsPending: number;
+  /** Sets whose deletion failed. */
+  setsFailed: number;
+  /** The DeleteSnapshot token bucket as the last step left it. */
+  bucket?: BucketLevel;
 }
 
 export interface FailureRecord {
   readonly instanceId: string;
-  readonly outcome: 'failed' | 'not-attempted';
+  /** `prune-failed`: deleting one of the instance's old sets failed. */
+  readonly outcome: 'failed' | 'not-attempted' | 'prune-failed';
   readonly code: string;
   readonly message: string;
 }
@@ -64,6 +88,8 @@ export interface RunCursor {
   startedAtMs: number;
   /** An account-wide quota stopped the run: no further pass. */
   halted?: string;
+  /** Present from the prune phase on (schedules with retention rules). */
+  prune?: PruneProgress;
   /** Set when `phase` is done. */
   result?: typeof WORKFLOW.resultSucceeded | typeof WORKFLOW.resultFailed;
   summary?: RunSummary;
@@ -78,6 +104,8 @@ export interface RunSummary {
   readonly executionName: string;
   readonly result: string;
   readonly counts: RunCounts;
+  /** Retention's counts (schedules with retention rules). */
+  readonly prune?: Omit<PruneProgress, 'after' | 'bucket'>;
   readonly failuresByCode: Record<string, number>;
   readonly failures: FailureRecord[];
   readonly passes: number;
@@ -98,7 +126,7 @@ export function newCursor(startedAtMs: number): RunCursor {
     pass: 1,
     after: '',
     steps: 0,
-    counts: { selected: 0, created: 0, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0 },
+    counts: { selected: 0, created: 0, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0, lockFailed: 0 },
     failuresByCode: {},
     failures: [],
     apiCalls: {},
@@ -115,13 +143,23 @@ export function startRetryPass(cursor: RunCursor): void {
   cursor.counts.skipped = 0;
   cursor.counts.failed = 0;
   cursor.counts.notAttempted = 0;
+  cursor.counts.lockFailed = 0;
   cursor.failuresByCode = {};
   cursor.failures = [];
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-const PHASES: string[] = [WORKFLOW.phaseSnapshot, WORKFLOW.phaseWaitForRetryPass, WORKFLOW.phaseDone];
-const CURSOR_KEYS = new Set(['v', 'phase', 'pass', 'after', 'upto', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'result', 'summary', 'summaryText']);
+const PHASES: string[] = [WORKFLOW.phaseSnapshot, WORKFLOW.phaseWaitForRetryPass, WORKFLOW.phasePrune, WORKFLOW.phaseDone];
+const CURSOR_KEYS = new Set([
+  'v', 'phase', 'pass', 'after', 'upto', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'prune',
+  'result', 'summary', 'summaryText',
+]);
+const PRUNE_COUNT_KEYS = ['setsDeleted', 'snapshotsDeleted', 'setsToDelete', 'setsInUse', 'setsLocked', 'setsPending', 'setsFailed'] as const;
+
+/** A fresh prune phase. */
+export function newPruneProgress(): PruneProgress {
+  return { after: '', setsDeleted: 0, snapshotsDeleted: 0, setsToDelete: 0, setsInUse: 0, setsLocked: 0, setsPending: 0, setsFailed: 0 };
+}
 
 /**
  * Checks a cursor handed back by the workflow: only known fields, a position that is an instance
@@ -143,18 +181,37 @@ export function parseCursor(value: unknown): RunCursor {
     if (!Number.isInteger(c.steps) || c.steps! < 0) problems.push('steps must be a whole number');
     if (!Number.isFinite(c.startedAtMs)) problems.push('startedAtMs must be a number');
     const counts = c.counts as unknown as Record<string, unknown> | undefined;
-    const countKeys: Array<keyof RunCounts> = ['selected', 'created', 'alreadyDone', 'dryRunOk', 'skipped', 'failed', 'notAttempted'];
+    const countKeys: Array<keyof RunCounts> = ['selected', 'created', 'alreadyDone', 'dryRunOk', 'skipped', 'failed', 'notAttempted', 'lockFailed'];
     if (typeof counts !== 'object' || counts === null || countKeys.some((k) => !Number.isInteger(counts[k]))) {
       problems.push(`counts must hold ${countKeys.join(', ')}`);
     }
     if (!isNumberMap(c.failuresByCode) || !isNumberMap(c.apiCalls)) problems.push('failuresByCode and apiCalls must map names to numbers');
     if (!Array.isArray(c.failures) || c.failures.length > MAX_FAILURE_RECORDS) problems.push(`failures must be a list of at most ${MAX_FAILURE_RECORDS}`);
-    if (c.bucket !== undefined && (!Number.isFinite(c.bucket?.tokens) || !Number.isFinite(c.bucket?.atEpochMs))) problems.push('bucket must hold tokens and atEpochMs');
+    if (c.bucket !== undefined && !isBucketLevel(c.bucket)) problems.push('bucket must hold tokens and atEpochMs');
+    if (c.prune !== undefined) problems.push(...pruneProblems(c.prune));
+    if (c.phase === WORKFLOW.phasePrune && c.prune === undefined) problems.push('the prune phase needs prune');
   }
   if (problems.length > 0) {
     throw new InvalidRunRequestError([{ prop: 'cursor', message: `cursor is not one this workflow wrote (${problems.join('; ')}), got: ${show(value)}` }]);
   }
   return c as RunCursor;
+}
+
+function isBucketLevel(value: unknown): boolean {
+  const b = value as Partial<BucketLevel> | null;
+  return typeof b === 'object' && b !== null && Number.isFinite(b.tokens) && Number.isFinite(b.atEpochMs);
+}
+
+function pruneProblems(value: unknown): string[] {
+  const p = value as Record<string, unknown> | null;
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) return ['prune must be an object'];
+  const problems: string[] = [];
+  const unknown = Object.keys(p).filter((k) => k !== 'after' && k !== 'bucket' && !(PRUNE_COUNT_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) problems.push(`prune has unknown fields ${show(unknown)}`);
+  if (typeof p.after !== 'string' || (p.after !== '' && !INSTANCE_ID.test(p.after))) problems.push('prune.after must be \'\' or an instance id');
+  if (PRUNE_COUNT_KEYS.some((k) => !Number.isInteger(p[k]) || (p[k] as number) < 0)) problems.push(`prune must hold ${PRUNE_COUNT_KEYS.join(', ')}`);
+  if (p.bucket !== undefined && !isBucketLevel(p.bucket)) problems.push('prune.bucket must hold tokens and atEpochMs');
+  return problems;
 }
 
 function isNumberMap(value: unknown): boolean {
@@ -193,15 +250,19 @@ export class Ledger {
       case 'not-attempted': {
         if (outcome === 'failed') c.failed++; else c.notAttempted++;
         this.log.error(outcome === 'failed' ? 'instance failed' : 'instance not attempted', attributes);
-        const known = this.cursor.failuresByCode;
-        const code = details.code ?? 'UnknownError';
-        const key = known[code] !== undefined || Object.keys(known).length < MAX_FAILURE_CODES ? code : OTHER_CODE;
-        known[key] = (known[key] ?? 0) + 1;
-        if (this.cursor.failures.length < MAX_FAILURE_RECORDS) {
-          this.cursor.failures.push({ instanceId, outcome, code, message: (details.detail ?? '').slice(0, 300) });
-        }
+        this.keepFailure(instanceId, outcome, details.code, details.detail);
         break;
       }
+    }
+  }
+
+  /** Counts a failure by code and keeps it as an example while there is room. */
+  keepFailure(instanceId: string, outcome: FailureRecord['outcome'], code = 'UnknownError', detail = ''): void {
+    const known = this.cursor.failuresByCode;
+    const key = known[code] !== undefined || Object.keys(known).length < MAX_FAILURE_CODES ? code : OTHER_CODE;
+    known[key] = (known[key] ?? 0) + 1;
+    if (this.cursor.failures.length < MAX_FAILURE_RECORDS) {
+      this.cursor.failures.push({ instanceId, outcome, code, message: detail.slice(0, 300) });
     }
   }
 
@@ -213,7 +274,7 @@ export class Ledger {
 
 /** Ends the run: sets result, summary and its text on the cursor. */
 export function finishRun(cursor: RunCursor, run: { scheduleId: string; scheduledTime: string; executionName: string }, nowMs: number): void {
-  const failed = cursor.counts.failed + cursor.counts.notAttempted > 0;
+  const failed = cursor.counts.failed + cursor.counts.notAttempted + (cursor.prune?.setsFailed ?? 0) > 0;
   cursor.phase = WORKFLOW.phaseDone;
   cursor.result = failed ? WORKFLOW.resultFailed : WORKFLOW.resultSucceeded;
   const summary: RunSummary = {
@@ -222,6 +283,7 @@ export function finishRun(cursor: RunCursor, run: { scheduleId: string; schedule
     executionName: run.executionName,
     result: cursor.result,
     counts: { ...cursor.counts },
+    ...(cursor.prune ? { prune: pruneCounts(cursor.prune) } : {}),
     failuresByCode: { ...cursor.failuresByCode },
     failures: [...cursor.failures],
     passes: cursor.pass,
@@ -231,4 +293,9 @@ export function finishRun(cursor: RunCursor, run: { scheduleId: string; schedule
   };
   cursor.summary = summary;
   cursor.summaryText = JSON.stringify(summary);
+}
+
+function pruneCounts(p: PruneProgress): Omit<PruneProgress, 'after' | 'bucket'> {
+  const { after: _after, bucket: _bucket, ...counts } = p;
+  return counts;
 }

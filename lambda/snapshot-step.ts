@@ -12,8 +12,9 @@
 import { CreateSnapshotsCommand, DescribeSnapshotsCommand, EC2Client, Instance, Snapshot } from '@aws-sdk/client-ec2';
 import { buildCreateSnapshotsInput, buildDescribeOccurrenceSnapshotsInput, instancesWithSets, LOOKUP_BATCH_SIZE, PlannedInstance, planInstance } from './ec2-requests';
 import { ClassifiedError, classifyError, ErrorAction } from './error-codes';
-import { finishRun, Ledger, RunCursor, RunLog, startRetryPass } from './ledger';
+import { finishRun, Ledger, newPruneProgress, RunCursor, RunLog, startRetryPass } from './ledger';
 import { after, counted, listExcludedVolumes, listSelection, listSelectionPages } from './selection';
+import { lockSet } from './snapshot-locks';
 import { DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
 
 /** Tuning of the worker. Defaults follow EC2's documented limits; tests and the benchmark scale them. */
@@ -188,6 +189,8 @@ export async function runSnapshotStep(
     if (cursor.pass === 1) cursor.counts.selected++;
     const existing = (await lookupFor(item.index)).get(id);
     if (existing) {
+      // A set found again may have been made by a step that failed before it could lock it.
+      if (!(await locked(id, existing, false))) return { kind: 'done' };
       if (cursor.pass === 1) ledger.record(id, 'already-done', { snapshotIds: existing });
       return { kind: 'done' };
     }
@@ -201,6 +204,28 @@ export async function runSnapshotStep(
     return undefined;
   }
 
+  /**
+   * Puts the schedule's lock on a set (`lock`); true when the set is protected as asked. A set
+   * that could not be locked is recorded failed: it exists, without the protection asked for; a
+   * later pass finds it and tries the lock again.
+   */
+  async function locked(id: string, snapshotIds: string[], justMade: boolean): Promise<boolean> {
+    if (!request.lock || request.dryRun) return true;
+    try {
+      await lockSet(env.ec2, request.lock, snapshotIds, count, { knownUnlocked: justMade });
+      return true;
+    } catch (e) {
+      const error = classifyError(e);
+      cursor.counts.lockFailed++;
+      ledger.record(id, 'failed', {
+        code: `LockSnapshot.${error.code}`,
+        detail: `the set exists but could not be locked: ${error.message}`,
+        snapshotIds,
+      });
+      return false;
+    }
+  }
+
   /** Looks for the set an open answer may have made. */
   async function look(item: WorkItem): Promise<Next> {
     const id = item.instance.InstanceId!;
@@ -210,6 +235,7 @@ export async function runSnapshotStep(
       // Our own call made it if one of its answers was ambiguous; after per-volume rate errors
       // only, another maker did (as when the batch look-up finds a set).
       const ours = item.mayHaveMade === true;
+      if (!(await locked(id, found, false))) return { kind: 'done' };
       ledger.record(id, ours || cursor.pass > 1 ? 'created' : 'already-done', { snapshotIds: found, detail: `found after ${open.error.code}` });
       return { kind: 'done' };
     }
@@ -227,6 +253,7 @@ export async function runSnapshotStep(
         // EC2 answered without a snapshot: whether a set exists is open, so look before anything else.
         return unsure(item, { action: ErrorAction.AMBIGUOUS, code: 'EmptyCreateSnapshotsAnswer', message: 'CreateSnapshots answered without any snapshot' });
       }
+      if (!(await locked(id, snapshotIds, true))) return { kind: 'done' };
       ledger.record(id, 'created', { snapshotIds });
       return { kind: 'done' };
     } catch (e) {
@@ -391,6 +418,11 @@ export async function runSnapshotStep(
   } else if (!halt && ledger.unfinishedInPass() > 0 && cursor.pass < s.maxPasses && !request.dryRun) {
     cursor.phase = WORKFLOW.phaseWaitForRetryPass;
     env.log.info('pass finished with instances left: a retry pass follows', { pass: cursor.pass, unfinished: ledger.unfinishedInPass() });
+  } else if (request.retention) {
+    // The sets are made (or reported): retention deletes what its rules no longer keep, also after
+    // the account's quota stopped creation, which is when deleting matters most.
+    cursor.phase = WORKFLOW.phasePrune;
+    cursor.prune = newPruneProgress();
   } else {
     finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
   }

@@ -17,10 +17,12 @@ import { createEc2Clients, createEventClients, Ec2Clients, Ec2ClientsOptions, EC
 import { isSnapshotsCompletionEvent } from './completion-events';
 import { CompletionEventReport, reportCompletionEvent } from './completion-report';
 import { newCursor, parseCursor, RunCursor, RunLog } from './ledger';
+import { deleteRateOf, runPruneStep } from './prune-step';
 import { DEFAULT_SETTINGS, RunSettings, runSnapshotStep } from './snapshot-step';
 import {
   checkOccurrence,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
+  DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
   InvalidRunRequestError,
   METRICS,
   NOTIFICATION_TOPIC_ENV,
@@ -77,11 +79,16 @@ export function settingsFromEnv(env: Record<string, string | undefined>): RunSet
  * (`TIME_SCALE` multiplies it for the benchmark; `CREATE_SNAPSHOTS_BURST` its size) and the backoff
  * of the SDK's throttling retries, which uses the run's `THROTTLE_BACKOFF_*` settings.
  */
-export function clientOptionsFromEnv(env: Record<string, string | undefined>, ratePerSecond: number): Ec2ClientsOptions {
+export function clientOptionsFromEnv(
+  env: Record<string, string | undefined>,
+  ratePerSecond: number,
+  deleteRatePerSecond: number = DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
+): Ec2ClientsOptions {
   const read = envReader(env);
   const run = settingsFromEnv(env);
   return {
     createSnapshotsPerSec: ratePerSecond * read('TIME_SCALE', 1, 1),
+    deleteSnapshotsPerSec: deleteRatePerSecond * read('TIME_SCALE', 1, 1),
     createSnapshotsBurst: read('CREATE_SNAPSHOTS_BURST', EC2_CREATE_SNAPSHOTS_BURST, 1),
     throttleBackoffBaseMs: run.throttleBackoffBaseMs,
     throttleBackoffMaxMs: run.throttleBackoffMaxMs,
@@ -112,7 +119,23 @@ export function runMetrics(cursor: RunCursor): Array<[string, Unit, number]> {
     [METRICS.instancesSkipped, MetricUnit.Count, c.skipped],
     [METRICS.instancesFailed, MetricUnit.Count, c.failed],
     [METRICS.instancesNotAttempted, MetricUnit.Count, c.notAttempted],
+    [METRICS.snapshotLocksFailed, MetricUnit.Count, c.lockFailed],
     [METRICS.runDuration, MetricUnit.Seconds, (cursor.summary?.durationMs ?? 0) / 1000],
+    ...pruneMetrics(cursor),
+  ];
+}
+
+/** Retention's metrics, for a run of a schedule with retention rules. */
+function pruneMetrics(cursor: RunCursor): Array<[string, Unit, number]> {
+  const p = cursor.prune;
+  if (!p) return [];
+  return [
+    [METRICS.snapshotSetsDeleted, MetricUnit.Count, p.setsDeleted],
+    [METRICS.snapshotsDeleted, MetricUnit.Count, p.snapshotsDeleted],
+    [METRICS.snapshotSetsToDelete, MetricUnit.Count, p.setsToDelete],
+    [METRICS.snapshotSetsInUse, MetricUnit.Count, p.setsInUse],
+    [METRICS.snapshotSetsLocked, MetricUnit.Count, p.setsLocked],
+    [METRICS.pruneFailures, MetricUnit.Count, p.setsFailed],
   ];
 }
 
@@ -274,10 +297,19 @@ export function makeWorker(deps: WorkerDependencies) {
       return cursor;
     }
     try {
-      const clientOptions = clientOptionsFromEnv(deps.env, request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND);
-      const clients = deps.createClients({ ...clientOptions, createSnapshotsBucket: cursor.bucket });
+      const clientOptions = clientOptionsFromEnv(deps.env, request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, deleteRateOf(request));
+      const clients = deps.createClients({ ...clientOptions, createSnapshotsBucket: cursor.bucket, deleteSnapshotsBucket: cursor.prune?.bucket });
       try {
-        const next = await runSnapshotStep(request, occurrence, cursor, {
+        const next = cursor.phase === WORKFLOW.phasePrune ? await runPruneStep(request, occurrence, cursor, {
+          ec2: clients.ec2,
+          ec2Delete: clients.ec2Delete,
+          log,
+          stepBudgetMs: deps.settings.stepBudgetMs,
+          reserveMs: deps.settings.reserveMs,
+          concurrency: withInFlightFor(deps.settings, clientOptions.deleteSnapshotsPerSec!).concurrency,
+          remainingMs: () => context.getRemainingTimeInMillis(),
+          now,
+        }) : await runSnapshotStep(request, occurrence, cursor, {
           ec2: clients.ec2,
           ec2Create: clients.ec2Create,
           log,
@@ -287,6 +319,7 @@ export function makeWorker(deps: WorkerDependencies) {
           now,
         });
         if (clients.createLimiter) next.bucket = clients.createLimiter.level();
+        if (next.prune) next.prune.bucket = clients.deleteLimiter.level();
         if (next.phase === WORKFLOW.phaseDone) {
           logger.info('run summary', { ...next.summary });
           step.finished = next;
@@ -295,6 +328,7 @@ export function makeWorker(deps: WorkerDependencies) {
       } finally {
         clients.ec2.destroy();
         clients.ec2Create.destroy();
+        clients.ec2Delete.destroy();
       }
     } catch (e) {
       logger.error('step failed before it finished: the workflow repeats it from the same cursor after a wait', { errorName: (e as Error).name, error: (e as Error).message });

@@ -33,7 +33,7 @@ describe('parseCursor', () => {
       after: 'i-0123456789abcdef0',
       upto: 'i-0fffffffffffffff0',
       steps: 4,
-      counts: { selected: 3, created: 2, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 1, notAttempted: 0 },
+      counts: { selected: 3, created: 2, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 1, notAttempted: 0, lockFailed: 0 },
       failuresByCode: { IncorrectState: 1 },
       failures: [{ instanceId: 'i-0123456789abcdef0', outcome: 'failed', code: 'IncorrectState', message: 'busy' }],
       apiCalls: { DescribeInstances: 4 },
@@ -54,7 +54,7 @@ describe('parseCursor', () => {
     ['a list of instances still to do (a forged widening)', { ...valid(), pending: ['i-0123456789abcdef0'] }, 'unknown fields ["pending"]'],
     ['an instance list under another name', { ...valid(), instanceIds: ['i-0123456789abcdef0'], request: {} }, 'unknown fields ["instanceIds","request"]'],
     ['another version', { ...valid(), v: 2 }, 'v must be 1'],
-    ['an unknown phase', { ...valid(), phase: 'continue' }, 'phase must be one of ["snapshot","wait","done"]'],
+    ['an unknown phase', { ...valid(), phase: 'continue' }, 'phase must be one of ["snapshot","wait","prune","done"]'],
     ['pass 0', { ...valid(), pass: 0 }, 'pass must be a whole number >= 1'],
     ['a fractional pass', { ...valid(), pass: 1.5 }, 'pass must be a whole number >= 1'],
     ['a position that is not an instance id', { ...valid(), after: 'vol-0123456789abcdef0' }, 'after must be \'\' or an instance id'],
@@ -194,7 +194,7 @@ describe('passes and the end of the run', () => {
 
     expect(cursor).toEqual(expect.objectContaining({ pass: 2, after: '', phase: 'snapshot', failuresByCode: {}, failures: [] }));
     expect(cursor.upto).toBeUndefined();
-    expect(cursor.counts).toEqual({ selected: 4, created: 1, alreadyDone: 1, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0 });
+    expect(cursor.counts).toEqual({ selected: 4, created: 1, alreadyDone: 1, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0, lockFailed: 0 });
   });
 
   test.each<[string, (c: RunCursor) => void, string]>([

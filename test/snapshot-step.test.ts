@@ -98,7 +98,7 @@ function outcomes(lines: LogLine[]): Record<string, unknown> {
 }
 
 const createdIds = () => ec2Mock.commandCalls(CreateSnapshotsCommand).map((c) => c.args[0].input.InstanceSpecification!.InstanceId);
-const ZERO = { selected: 0, created: 0, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0 };
+const ZERO = { selected: 0, created: 0, alreadyDone: 0, dryRunOk: 0, skipped: 0, failed: 0, notAttempted: 0, lockFailed: 0 };
 
 beforeEach(() => {
   ec2Mock.reset();

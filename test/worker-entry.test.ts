@@ -10,7 +10,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { CREDENTIALS, instanceId, runRequest } from './support/fault-harness';
 import { createEc2Clients, Ec2Clients, Ec2ClientsOptions } from '../lambda/clients';
-import { newCursor, RunCursor } from '../lambda/ledger';
+import { newCursor, newPruneProgress, RunCursor } from '../lambda/ledger';
 import { DEFAULT_SETTINGS, RunSettings } from '../lambda/snapshot-step';
 import {
   clientOptionsFromEnv,
@@ -31,6 +31,7 @@ import {
   METRICS,
   Occurrence,
   parseRunRequest,
+  REQUEST_VERSION,
   requestSha256,
   SCHEDULE_ID_ENV,
   SCHEDULE_TAG,
@@ -172,7 +173,7 @@ describe('invalid input is rejected before anything is done, naming the field', 
       () => prepareEvent({ request: '{"version":2,' }), {}],
     ['no request', 'event', 'the event must be a JSON object, got: undefined',
       () => prepareEvent({ request: undefined }), {}],
-    ['a request of another version', 'version', 'version must be 2, got: 1',
+    ['a request of another version', 'version', `version must be ${REQUEST_VERSION}, got: 1`,
       () => prepareEvent({ request: JSON.stringify({ ...REQUEST, version: 1 }) }), {}],
     ['a request that is not the deployed one', 'request', 'request is not the one this schedule\'s worker was deployed with (its SHA-256 differs)',
       () => prepareEvent({ request: JSON.stringify({ ...REQUEST, instanceTags: { Backup: ['all'] } }) }), { [REQUEST_SHA256_ENV]: requestSha256(REQUEST) }],
@@ -263,10 +264,12 @@ describe('snapshot-step', () => {
 
     expect(built.map((b) => b.options)).toEqual([{
       createSnapshotsPerSec: 70,
+      deleteSnapshotsPerSec: 50,
       createSnapshotsBurst: 20,
       throttleBackoffBaseMs: 3,
       throttleBackoffMaxMs: 30,
       createSnapshotsBucket: undefined,
+      deleteSnapshotsBucket: undefined,
     }]);
   });
 
@@ -395,6 +398,7 @@ describe('metrics (EMF): exactly one dimension, Schedule', () => {
       InstancesSkipped: 1,
       InstancesFailed: 1,
       InstancesNotAttempted: 1,
+      SnapshotLocksFailed: 0,
       RunDuration: 83.5,
       StepFailures: 0,
     }, { RunDuration: 'Seconds' })]);
@@ -508,7 +512,22 @@ describe('metrics (EMF): exactly one dimension, Schedule', () => {
       [METRICS.instancesSkipped, 'Count', 0],
       [METRICS.instancesFailed, 'Count', 0],
       [METRICS.instancesNotAttempted, 'Count', 0],
+      [METRICS.snapshotLocksFailed, 'Count', 0],
       [METRICS.runDuration, 'Seconds', 1.25],
+    ]);
+  });
+
+  test('GIVEN a run with a prune phase THEN runMetrics adds retention\'s counts, each under its METRICS name', () => {
+    const prune = { ...newPruneProgress(), setsDeleted: 4, snapshotsDeleted: 9, setsToDelete: 1, setsInUse: 2, setsLocked: 3, setsFailed: 5 };
+    const cursor = { ...newCursor(0), prune, summary: { durationMs: 0 } } as RunCursor;
+
+    expect(runMetrics(cursor).slice(-6)).toEqual([
+      [METRICS.snapshotSetsDeleted, 'Count', 4],
+      [METRICS.snapshotsDeleted, 'Count', 9],
+      [METRICS.snapshotSetsToDelete, 'Count', 1],
+      [METRICS.snapshotSetsInUse, 'Count', 2],
+      [METRICS.snapshotSetsLocked, 'Count', 3],
+      [METRICS.pruneFailures, 'Count', 5],
     ]);
   });
 });
@@ -549,7 +568,7 @@ describe('settingsFromEnv', () => {
 describe('clientOptionsFromEnv', () => {
   test('GIVEN nothing set THEN the schedule\'s rate, EC2\'s bucket of 100 and the default backoffs', () => {
     expect(clientOptionsFromEnv({}, 5)).toEqual({
-      createSnapshotsPerSec: 5, createSnapshotsBurst: 100, throttleBackoffBaseMs: 1_000, throttleBackoffMaxMs: 20_000,
+      createSnapshotsPerSec: 5, deleteSnapshotsPerSec: 5, createSnapshotsBurst: 100, throttleBackoffBaseMs: 1_000, throttleBackoffMaxMs: 20_000,
     });
   });
   test('GIVEN TIME_SCALE THEN it multiplies the rate', () => {

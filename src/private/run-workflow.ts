@@ -173,10 +173,11 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   const failed = new sfn.Fail(scope, 'RunFailed', {
     error: 'SnapshotRunFailed',
     causePath: '$.cursor.summaryText',
-    comment: 'Some instances have no set of this occurrence: the cause lists them by error code.',
+    comment: 'Some instances have no set of this occurrence, or old sets could not be deleted: the cause lists them by error code.',
   });
   const progress = new sfn.Choice(scope, 'RunProgress')
     .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseSnapshot), step)
+    .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phasePrune), step)
     .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseWaitForRetryPass), retryPassWait.next(step))
     .when(sfn.Condition.stringEquals('$.cursor.result', WORKFLOW.resultSucceeded), succeeded)
     .otherwise(failed);

@@ -1,0 +1,279 @@
+/**
+ * One prune step of a run: list the schedule's snapshots and the live selection -> decide which
+ * sets the retention rules no longer keep (lambda/retention.ts, pure) -> for each batch of those
+ * sets, in instance-id order, ask which are locked or back an AMI -> delete the rest, whole sets,
+ * paced to the DeleteSnapshot bucket -> return the cursor.
+ *
+ * Every step lists again, so a repeated or concurrent step decides from what exists; the cursor
+ * only says up to which instance the sets are handled. Deleting a deleted snapshot answers
+ * InvalidSnapshot.NotFound, which is success here.
+ */
+import { DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DESCRIBE_PAGE_SIZE, escapeFilterValue } from './ec2-requests';
+import { classifyError } from './error-codes';
+import { finishRun, Ledger, RunCursor, RunLog } from './ledger';
+import { decideRetention, HeldSet, ListedSnapshot, SetToDelete } from './retention';
+import { CallCounter, counted, listSelection } from './selection';
+import { locksInForce } from './snapshot-locks';
+import {
+  DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
+  INSTANCE_ID_TAG,
+  Occurrence,
+  SCHEDULE_TAG,
+  SCHEDULED_TIME_TAG,
+  SnapshotRunRequest,
+} from '../src/private/request-contract';
+
+/** Instances whose sets are checked for locks and AMIs, then deleted, at a time. */
+export const PRUNE_BATCH_INSTANCES = 50;
+/** Snapshot ids per DescribeImages filter. */
+const IMAGE_LOOKUP_BATCH_SIZE = 200;
+
+export interface PruneEnvironment {
+  /** DescribeInstances, DescribeSnapshots, DescribeLockedSnapshots, DescribeImages. */
+  readonly ec2: EC2Client;
+  /** DeleteSnapshot, paced by its own token bucket. */
+  readonly ec2Delete: EC2Client;
+  readonly log: RunLog;
+  /** A step starts no new deletion after this long. */
+  readonly stepBudgetMs: number;
+  /** A step stops when its invocation has less than this left. */
+  readonly reserveMs: number;
+  /** DeleteSnapshot calls in flight at once. */
+  readonly concurrency: number;
+  /** Milliseconds left in this invocation. */
+  remainingMs(): number;
+  now?(): number;
+}
+
+/** The schedule's own snapshots (owner self, its schedule tag), paginated, reduced to what retention reads. */
+export async function listScheduleSnapshots(
+  ec2: EC2Client,
+  scheduleId: string,
+  count: CallCounter,
+  keep: (instanceId: string | undefined) => boolean = () => true,
+): Promise<ListedSnapshot[]> {
+  const out: ListedSnapshot[] = [];
+  let token: string | undefined;
+  do {
+    const page = await counted(count, 'DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({
+      OwnerIds: ['self'],
+      Filters: [{ Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(scheduleId)] }],
+      MaxResults: DESCRIBE_PAGE_SIZE,
+      NextToken: token,
+    })));
+    for (const s of page.Snapshots ?? []) {
+      const tag = (key: string) => s.Tags?.find((t) => t.Key === key)?.Value;
+      const instanceId = tag(INSTANCE_ID_TAG);
+      if (!s.SnapshotId || !keep(instanceId)) continue;
+      out.push({
+        snapshotId: s.SnapshotId,
+        volumeId: s.VolumeId ?? '',
+        state: s.State ?? 'pending',
+        startTimeMs: s.StartTime ? s.StartTime.getTime() : 0,
+        scheduleId: tag(SCHEDULE_TAG),
+        instanceId,
+        scheduledTime: tag(SCHEDULED_TIME_TAG),
+      });
+    }
+    token = page.NextToken;
+  } while (token);
+  return out;
+}
+
+/** The snapshots among `snapshotIds` that an image of this account uses (DescribeImages, deprecated and disabled images too). */
+export async function snapshotsInImages(ec2: EC2Client, snapshotIds: readonly string[], count: CallCounter): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < snapshotIds.length; i += IMAGE_LOOKUP_BATCH_SIZE) {
+    const batch = snapshotIds.slice(i, i + IMAGE_LOOKUP_BATCH_SIZE);
+    const wanted = new Set(batch);
+    let token: string | undefined;
+    do {
+      const page = await counted(count, 'DescribeImages', () => ec2.send(new DescribeImagesCommand({
+        Owners: ['self'],
+        Filters: [{ Name: 'block-device-mapping.snapshot-id', Values: batch }],
+        IncludeDeprecated: true,
+        IncludeDisabled: true,
+        NextToken: token,
+      })));
+      for (const image of page.Images ?? []) {
+        for (const m of image.BlockDeviceMappings ?? []) {
+          const id = m.Ebs?.SnapshotId;
+          if (id && wanted.has(id)) out.set(id, image.ImageId ?? 'an image');
+        }
+      }
+      token = page.NextToken;
+    } while (token);
+  }
+  return out;
+}
+
+/** The outcome of deleting one set. */
+type SetOutcome = { kind: 'deleted'; snapshots: number } | { kind: 'gone' } | { kind: 'in-use'; imageId: string } | { kind: 'failed'; code: string; message: string };
+
+/**
+ * Runs one prune step and returns the cursor for the next; ends the run when every instance's sets
+ * are handled. Throws only when a listing or look-up failed after the SDK's retries: the workflow
+ * then runs the step again from the same cursor.
+ */
+export async function runPruneStep(
+  request: SnapshotRunRequest,
+  occurrence: Occurrence,
+  cursor: RunCursor,
+  env: PruneEnvironment,
+): Promise<RunCursor> {
+  const now = env.now ?? Date.now;
+  const stepStart = now();
+  const prune = cursor.prune!;
+  const rules = request.retention!;
+  const ledger = new Ledger(cursor, env.log);
+  const count = (action: string, attempts?: number) => ledger.countCall(action, attempts);
+  cursor.steps += 1;
+
+  const live = new Set((await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!));
+  const snapshots = await listScheduleSnapshots(env.ec2, request.scheduleId, count, (id) => id === undefined || id > prune.after);
+  const decide = (listed: readonly ListedSnapshot[], lockedUntilMs?: ReadonlyMap<string, number>) => decideRetention({
+    scheduleId: request.scheduleId,
+    rules,
+    snapshots: listed,
+    liveInstanceIds: live,
+    currentScheduledTime: occurrence.scheduledTime,
+    nowMs: now(),
+    lockedUntilMs,
+  });
+  // Which instances have sets to delete, in order; each batch of them is decided again below
+  // with the locks in force on its candidates.
+  const first = decide(snapshots);
+  const instances = [...new Set([...first.toDelete, ...first.held].map((s) => s.instanceId))].sort();
+  const byInstance = new Map<string, ListedSnapshot[]>();
+  for (const s of snapshots) {
+    if (s.instanceId === undefined) continue;
+    const list = byInstance.get(s.instanceId);
+    if (list) list.push(s); else byInstance.set(s.instanceId, [s]);
+  }
+  if (prune.after === '') {
+    env.log.info('retention decided', {
+      toDelete: first.toDelete.length, held: first.held.length, kept: first.kept, ignored: first.ignored, liveInstances: live.size,
+    });
+  }
+
+  const outOfTime = () => now() - stepStart >= env.stepBudgetMs || env.remainingMs() < env.reserveMs;
+  let handled = 0;
+  while (handled < instances.length && !outOfTime()) {
+    const batch = instances.slice(handled, handled + PRUNE_BATCH_INSTANCES);
+    const done = await pruneBatch(batch);
+    handled += done;
+    if (done > 0) prune.after = batch[done - 1];
+    if (done < batch.length) break;
+  }
+
+  /** Prunes the sets of a batch of instances; returns how many instances, in order, are fully handled. */
+  async function pruneBatch(batch: readonly string[]): Promise<number> {
+    const listed = batch.flatMap((id) => byInstance.get(id) ?? []);
+    const candidates = decide(listed).toDelete.flatMap((s) => s.snapshotIds);
+    const decision = decide(listed, await locksInForce(env.ec2, candidates, count));
+    const inImages = await snapshotsInImages(env.ec2, decision.toDelete.flatMap((s) => s.snapshotIds), count);
+    const deletable: SetToDelete[] = [];
+    for (const set of decision.toDelete) {
+      const image = set.snapshotIds.map((id) => inImages.get(id)).find((x) => x !== undefined);
+      if (image) {
+        record(set, { kind: 'in-use', imageId: image });
+      } else if (request.dryRun) {
+        prune.setsToDelete++;
+        env.log.info('dry run: snapshot set would be deleted', describe(set));
+      } else {
+        deletable.push(set);
+      }
+    }
+    // Whole sets, several at a time, in order; the client's token bucket paces the calls. Out of
+    // time, no further set starts: the instances from the first set not started on are left to
+    // the next step.
+    let next = 0;
+    let notStarted: string | undefined;
+    const worker = async () => {
+      while (next < deletable.length) {
+        if (outOfTime()) {
+          notStarted ??= deletable[next].instanceId;
+          return;
+        }
+        const set = deletable[next++];
+        record(set, await deleteSet(set));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(env.concurrency, deletable.length)) }, worker));
+    const done = notStarted === undefined ? batch.length : batch.indexOf(notStarted);
+    for (const held of decision.held.filter((h) => batch.indexOf(h.instanceId) < done)) {
+      if (held.reason === 'pending') {
+        prune.setsPending++;
+        env.log.info('snapshot set kept for now: a snapshot of it is not completed yet', describeHeld(held));
+      } else {
+        prune.setsLocked++;
+        env.log.info('snapshot set kept until its lock expires', { ...describeHeld(held), lockedUntil: new Date(held.untilMs ?? 0).toISOString() });
+      }
+    }
+    return done;
+  }
+
+  async function deleteSet(set: SetToDelete): Promise<SetOutcome> {
+    let deleted = 0;
+    for (const snapshotId of set.snapshotIds) {
+      try {
+        await counted(count, 'DeleteSnapshot', () => env.ec2Delete.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+        deleted++;
+      } catch (e) {
+        const error = classifyError(e);
+        if (error.code === 'InvalidSnapshot.NotFound') continue; // gone already: a repeated step or a second run deleted it
+        if (error.code === 'InvalidSnapshot.InUse') {
+          // An AMI registered since the look-up: keep the rest of the set.
+          return { kind: 'in-use', imageId: /ami-[0-9a-f]+/.exec(error.message)?.[0] ?? 'an image' };
+        }
+        return { kind: 'failed', code: error.code, message: error.message };
+      }
+    }
+    // Every snapshot was gone already: a repeated step, listing what EC2 had deleted, counts it once.
+    return deleted === 0 ? { kind: 'gone' } : { kind: 'deleted', snapshots: deleted };
+  }
+
+  function record(set: SetToDelete, outcome: SetOutcome): void {
+    switch (outcome.kind) {
+      case 'deleted':
+        prune.setsDeleted++;
+        prune.snapshotsDeleted += outcome.snapshots;
+        env.log.info('snapshot set deleted', describe(set));
+        break;
+      case 'gone':
+        env.log.info('snapshot set was deleted already', describe(set));
+        break;
+      case 'in-use':
+        prune.setsInUse++;
+        env.log.warn('snapshot set kept: a snapshot backs an AMI; deregister the AMI to let retention delete it', { ...describe(set), imageId: outcome.imageId });
+        break;
+      case 'failed':
+        prune.setsFailed++;
+        env.log.error('snapshot set could not be deleted', { ...describe(set), code: outcome.code, detail: outcome.message });
+        ledger.keepFailure(set.instanceId, 'prune-failed', outcome.code, `deleting the set of ${set.scheduledTime} failed: ${outcome.message}`);
+        break;
+    }
+  }
+
+  if (handled >= instances.length) {
+    finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
+  }
+  env.log.info('prune step finished', {
+    step: cursor.steps, after: prune.after, instancesHandled: handled, instancesLeft: instances.length - handled, phase: cursor.phase, durationMs: now() - stepStart,
+  });
+  return cursor;
+}
+
+function describe(set: SetToDelete): Record<string, unknown> {
+  return { instanceId: set.instanceId, scheduledTime: set.scheduledTime, reason: set.reason, snapshotIds: set.snapshotIds };
+}
+
+function describeHeld(set: HeldSet): Record<string, unknown> {
+  return { instanceId: set.instanceId, scheduledTime: set.scheduledTime, snapshotIds: set.snapshotIds };
+}
+
+/** DeleteSnapshot calls per second for a request (EC2's default when the request does not say). */
+export function deleteRateOf(request: SnapshotRunRequest): number {
+  return request.deleteSnapshotsPerSecond ?? DEFAULT_DELETE_SNAPSHOTS_PER_SECOND;
+}
