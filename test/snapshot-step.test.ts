@@ -5,11 +5,13 @@
 import {
   CreateSnapshotsCommand,
   DescribeInstancesCommand,
+  DescribeLockedSnapshotsCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   EC2Client,
   EC2ServiceException,
   Instance,
+  LockSnapshotCommand,
   Snapshot,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -778,5 +780,105 @@ describe('account snapshot quota', () => {
     expect(createdIds()).toEqual([I[3]]);
     expect(next.counts).toEqual({ ...ZERO, selected: 6, created: 2, failed: 1, notAttempted: 3 });
     expect(next.phase).toBe('done');
+  });
+});
+
+describe('snapshot locks on new sets', () => {
+  const LOCKED: SnapshotRunRequest = { ...REQUEST, lock: { mode: 'compliance', durationDays: 30, coolOffHours: 24 } };
+  const lockedIds = () => ec2Mock.commandCalls(LockSnapshotCommand).map((c) => c.args[0].input.SnapshotId).sort();
+
+  beforeEach(() => {
+    ec2Mock.on(CreateSnapshotsCommand).callsFake((input) => Promise.resolve({
+      Snapshots: ['a', 'b'].map((v) => ({ SnapshotId: `snap-${input.InstanceSpecification.InstanceId.slice(2)}${v}`, VolumeId: `vol-${v}` })),
+    }));
+    ec2Mock.on(LockSnapshotCommand).resolves({});
+    ec2Mock.on(DescribeLockedSnapshotsCommand).resolves({ Snapshots: [] });
+  });
+
+  test('GIVEN a lock WHEN a set is created THEN every snapshot of it is locked with the mode, days and cool-off, without a look-up first', async () => {
+    listing(instance(I[1]));
+
+    const { cursor } = await step(LOCKED);
+
+    expect(ec2Mock.commandCalls(LockSnapshotCommand).map((c) => c.args[0].input)).toEqual([
+      { SnapshotId: `snap-${I[1].slice(2)}a`, LockMode: 'compliance', LockDuration: 30, CoolOffPeriod: 24 },
+      { SnapshotId: `snap-${I[1].slice(2)}b`, LockMode: 'compliance', LockDuration: 30, CoolOffPeriod: 24 },
+    ]);
+    expect(ec2Mock).not.toHaveReceivedCommand(DescribeLockedSnapshotsCommand);
+    expect(cursor.counts).toEqual({ ...ZERO, selected: 1, created: 1 });
+  });
+
+  test('GIVEN no lock WHEN a set is created THEN nothing is locked', async () => {
+    listing(instance(I[1]));
+
+    await step(REQUEST);
+
+    expect(ec2Mock).not.toHaveReceivedCommand(LockSnapshotCommand);
+  });
+
+  test('GIVEN LockSnapshot fails WHEN a set is created THEN the instance is failed with the lock\'s code, and a retry pass follows', async () => {
+    listing(instance(I[1]), instance(I[2]));
+    ec2Mock.on(LockSnapshotCommand, { SnapshotId: `snap-${I[2].slice(2)}b` }).rejects(ec2Error('UnauthorizedOperation'));
+
+    const { cursor, lines } = await step(LOCKED);
+
+    expect(cursor.counts).toEqual({ ...ZERO, selected: 2, created: 1, failed: 1, lockFailed: 1 });
+    expect(cursor.failuresByCode).toEqual({ 'LockSnapshot.UnauthorizedOperation': 1 });
+    expect(cursor.phase).toBe('wait');
+    expect(outcomes(lines)[I[2]]).toBe('failed');
+  });
+
+  test('GIVEN a set of the occurrence that exists unlocked (a step failed after creating it) WHEN found THEN its unlocked snapshots are locked', async () => {
+    listing(instance(I[1]));
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [setSnapshot(I[1]), { ...setSnapshot(I[1]), SnapshotId: 'snap-0000000000000000b' }] });
+    ec2Mock.on(DescribeLockedSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-0000000000000000b', LockState: 'compliance-cooloff' }] });
+
+    const { cursor } = await step(LOCKED);
+
+    expect(createdIds()).toEqual([]);
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeLockedSnapshotsCommand, { SnapshotIds: [`snap-${I[1].slice(2)}`, 'snap-0000000000000000b'] });
+    expect(lockedIds()).toEqual([`snap-${I[1].slice(2)}`]);
+    expect(cursor.counts).toEqual({ ...ZERO, selected: 1, alreadyDone: 1 });
+  });
+
+  test('GIVEN a dry run with a lock THEN nothing is locked', async () => {
+    listing(instance(I[1]));
+    ec2Mock.on(CreateSnapshotsCommand).rejects(ec2Error('DryRunOperation', 412));
+
+    await step({ ...LOCKED, dryRun: true });
+
+    expect(ec2Mock).not.toHaveReceivedCommand(LockSnapshotCommand);
+  });
+});
+
+describe('exclusion by instance tag and Local Zones', () => {
+  test('GIVEN excludeInstanceTags WHEN an instance carries one of the excluded values THEN it is not selected; other values are', async () => {
+    listing(
+      instance(I[1], { tags: { Backup: 'nightly', Tier: 'scratch' } }),
+      instance(I[2], { tags: { Backup: 'nightly', Tier: 'db' } }),
+      instance(I[3], { tags: { Backup: 'nightly' } }),
+      instance(I[4], { tags: { Backup: 'nightly', Keep: 'no' } }),
+    );
+
+    const { cursor } = await step({ ...REQUEST, excludeInstanceTags: { Tier: ['scratch', 'tmp'], Keep: ['no'] } });
+
+    expect(createdIds().sort()).toEqual([I[2], I[3]]);
+    expect(cursor.counts).toEqual({ ...ZERO, selected: 2, created: 2 });
+  });
+
+  test('GIVEN location local WHEN a set is created THEN CreateSnapshots carries Location', async () => {
+    listing(instance(I[1]));
+
+    await step({ ...REQUEST, location: 'local' });
+
+    expect(ec2Mock).toHaveReceivedCommandWith(CreateSnapshotsCommand, { Location: 'local' });
+  });
+
+  test('GIVEN no location THEN CreateSnapshots has none (EC2\'s default, regional)', async () => {
+    listing(instance(I[1]));
+
+    await step(REQUEST);
+
+    expect(ec2Mock.commandCalls(CreateSnapshotsCommand)[0].args[0].input).not.toHaveProperty('Location');
   });
 });
