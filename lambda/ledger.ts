@@ -32,7 +32,9 @@ export interface RunCounts {
 
 /** Retention's progress and counts: the run's prune phase, after its sets are made. */
 export interface PruneProgress {
-  /** Every instance with an id <= `after` has had its sets pruned ('' before the first). */
+  /** `live`: the selected instances' sets; `gone`: then those of instances no longer selected. */
+  stage: 'live' | 'gone';
+  /** Every instance of the stage with an id <= `after` has had its sets pruned ('' before the first). */
   after: string;
   /** Sets and snapshots deleted. */
   setsDeleted: number;
@@ -105,7 +107,7 @@ export interface RunSummary {
   readonly result: string;
   readonly counts: RunCounts;
   /** Retention's counts (schedules with retention rules). */
-  readonly prune?: Omit<PruneProgress, 'after' | 'bucket'>;
+  readonly prune?: Omit<PruneProgress, 'stage' | 'after' | 'bucket'>;
   readonly failuresByCode: Record<string, number>;
   readonly failures: FailureRecord[];
   readonly passes: number;
@@ -158,7 +160,7 @@ const PRUNE_COUNT_KEYS = ['setsDeleted', 'snapshotsDeleted', 'setsToDelete', 'se
 
 /** A fresh prune phase. */
 export function newPruneProgress(): PruneProgress {
-  return { after: '', setsDeleted: 0, snapshotsDeleted: 0, setsToDelete: 0, setsInUse: 0, setsLocked: 0, setsPending: 0, setsFailed: 0 };
+  return { stage: 'live', after: '', setsDeleted: 0, snapshotsDeleted: 0, setsToDelete: 0, setsInUse: 0, setsLocked: 0, setsPending: 0, setsFailed: 0 };
 }
 
 /**
@@ -206,8 +208,9 @@ function pruneProblems(value: unknown): string[] {
   const p = value as Record<string, unknown> | null;
   if (typeof p !== 'object' || p === null || Array.isArray(p)) return ['prune must be an object'];
   const problems: string[] = [];
-  const unknown = Object.keys(p).filter((k) => k !== 'after' && k !== 'bucket' && !(PRUNE_COUNT_KEYS as readonly string[]).includes(k));
+  const unknown = Object.keys(p).filter((k) => !['stage', 'after', 'bucket'].includes(k) && !(PRUNE_COUNT_KEYS as readonly string[]).includes(k));
   if (unknown.length > 0) problems.push(`prune has unknown fields ${show(unknown)}`);
+  if (p.stage !== 'live' && p.stage !== 'gone') problems.push('prune.stage must be "live" or "gone"');
   if (typeof p.after !== 'string' || (p.after !== '' && !INSTANCE_ID.test(p.after))) problems.push('prune.after must be \'\' or an instance id');
   if (PRUNE_COUNT_KEYS.some((k) => !Number.isInteger(p[k]) || (p[k] as number) < 0)) problems.push(`prune must hold ${PRUNE_COUNT_KEYS.join(', ')}`);
   if (p.bucket !== undefined && !isBucketLevel(p.bucket)) problems.push('prune.bucket must hold tokens and atEpochMs');
@@ -295,7 +298,7 @@ export function finishRun(cursor: RunCursor, run: { scheduleId: string; schedule
   cursor.summaryText = JSON.stringify(summary);
 }
 
-function pruneCounts(p: PruneProgress): Omit<PruneProgress, 'after' | 'bucket'> {
-  const { after: _after, bucket: _bucket, ...counts } = p;
+function pruneCounts(p: PruneProgress): Omit<PruneProgress, 'stage' | 'after' | 'bucket'> {
+  const { stage: _stage, after: _after, bucket: _bucket, ...counts } = p;
   return counts;
 }

@@ -8,7 +8,7 @@
  * only says up to which instance the sets are handled. Deleting a deleted snapshot answers
  * InvalidSnapshot.NotFound, which is success here.
  */
-import { DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, Filter } from '@aws-sdk/client-ec2';
 import { DESCRIBE_PAGE_SIZE, escapeFilterValue } from './ec2-requests';
 import { classifyError } from './error-codes';
 import { finishRun, Ledger, RunCursor, RunLog } from './ledger';
@@ -24,8 +24,11 @@ import {
   SnapshotRunRequest,
 } from '../src/private/request-contract';
 
-/** Instances whose sets are checked for locks and AMIs, then deleted, at a time. */
-export const PRUNE_BATCH_INSTANCES = 50;
+/**
+ * Instances whose sets are listed, checked for locks and AMIs, then deleted, at a time (their ids
+ * are the values of one `tag:` filter, which EC2 accepts up to 200).
+ */
+export const PRUNE_BATCH_INSTANCES = 100;
 /** Snapshot ids per DescribeImages filter. */
 const IMAGE_LOOKUP_BATCH_SIZE = 200;
 
@@ -47,9 +50,26 @@ export interface PruneEnvironment {
 }
 
 /** The schedule's own snapshots (owner self, its schedule tag), paginated, reduced to what retention reads. */
-export async function listScheduleSnapshots(
+export function listScheduleSnapshots(
   ec2: EC2Client,
   scheduleId: string,
+  count: CallCounter,
+  keep: (instanceId: string | undefined) => boolean = () => true,
+): Promise<ListedSnapshot[]> {
+  return listSnapshots(ec2, [{ Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(scheduleId)] }], count, keep);
+}
+
+/** The schedule's own snapshots of the given instances (at most 200: the values of one filter). */
+export function listInstanceSnapshots(ec2: EC2Client, scheduleId: string, instanceIds: readonly string[], count: CallCounter): Promise<ListedSnapshot[]> {
+  return listSnapshots(ec2, [
+    { Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(scheduleId)] },
+    { Name: `tag:${INSTANCE_ID_TAG}`, Values: [...instanceIds] },
+  ], count);
+}
+
+async function listSnapshots(
+  ec2: EC2Client,
+  filters: Filter[],
   count: CallCounter,
   keep: (instanceId: string | undefined) => boolean = () => true,
 ): Promise<ListedSnapshot[]> {
@@ -58,7 +78,7 @@ export async function listScheduleSnapshots(
   do {
     const page = await counted(count, 'DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({
       OwnerIds: ['self'],
-      Filters: [{ Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(scheduleId)] }],
+      Filters: filters,
       MaxResults: DESCRIBE_PAGE_SIZE,
       NextToken: token,
     })));
@@ -130,48 +150,74 @@ export async function runPruneStep(
   const count = (action: string, attempts?: number) => ledger.countCall(action, attempts);
   cursor.steps += 1;
 
-  const live = new Set((await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!));
-  const snapshots = await listScheduleSnapshots(env.ec2, request.scheduleId, count, (id) => id === undefined || id > prune.after);
+  const live = (await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!);
+  const liveIds = new Set(live);
   const decide = (listed: readonly ListedSnapshot[], lockedUntilMs?: ReadonlyMap<string, number>) => decideRetention({
     scheduleId: request.scheduleId,
     rules,
     snapshots: listed,
-    liveInstanceIds: live,
+    liveInstanceIds: liveIds,
     currentScheduledTime: occurrence.scheduledTime,
     nowMs: now(),
     lockedUntilMs,
   });
-  // Which instances have sets to delete, in order; each batch of them is decided again below
-  // with the locks in force on its candidates.
-  const first = decide(snapshots);
-  const instances = [...new Set([...first.toDelete, ...first.held].map((s) => s.instanceId))].sort();
-  const byInstance = new Map<string, ListedSnapshot[]>();
-  for (const s of snapshots) {
-    if (s.instanceId === undefined) continue;
-    const list = byInstance.get(s.instanceId);
-    if (list) list.push(s); else byInstance.set(s.instanceId, [s]);
-  }
-  if (prune.after === '') {
-    env.log.info('retention decided', {
-      toDelete: first.toDelete.length, held: first.held.length, kept: first.kept, ignored: first.ignored, liveInstances: live.size,
-    });
-  }
-
   const outOfTime = () => now() - stepStart >= env.stepBudgetMs || env.remainingMs() < env.reserveMs;
-  let handled = 0;
-  while (handled < instances.length && !outOfTime()) {
-    const batch = instances.slice(handled, handled + PRUNE_BATCH_INSTANCES);
-    const done = await pruneBatch(batch);
-    handled += done;
-    if (done > 0) prune.after = batch[done - 1];
-    if (done < batch.length) break;
+
+  // Two stages, each in instance-id order. Live instances: their snapshots are asked for by
+  // instance id, a batch at a time, the next batch while the current one is deleted. Gone
+  // instances (not selected any more): only a listing of all the schedule's snapshots finds them.
+  let finished = false;
+  let ignored = 0;
+  while (!finished && !outOfTime()) {
+    let instances: string[];
+    let snapshotsOf: (batch: readonly string[]) => Promise<ListedSnapshot[]>;
+    if (prune.stage === 'live') {
+      instances = live.filter((id) => id > prune.after);
+      snapshotsOf = async (batch) => {
+        const ids = new Set(batch);
+        return (await listInstanceSnapshots(env.ec2, request.scheduleId, batch, count)).filter((x) => ids.has(x.instanceId!));
+      };
+    } else {
+      const listed = await listScheduleSnapshots(env.ec2, request.scheduleId, count, (id) => id === undefined || (!liveIds.has(id) && id > prune.after));
+      const byInstance = new Map<string, ListedSnapshot[]>();
+      for (const snapshot of listed) {
+        const key = snapshot.instanceId ?? '';
+        const list = byInstance.get(key);
+        if (list) list.push(snapshot); else byInstance.set(key, [snapshot]);
+      }
+      const untagged = byInstance.get('')?.length ?? 0;
+      byInstance.delete('');
+      if (untagged > 0) env.log.warn('snapshots with the schedule\'s tag but no instance-id tag are never deleted', { count: untagged });
+      instances = [...byInstance.keys()].sort();
+      snapshotsOf = (batch) => Promise.resolve(batch.flatMap((id) => byInstance.get(id) ?? []));
+    }
+    let index = 0;
+    let next = instances.length > 0 ? snapshotsOf(instances.slice(0, PRUNE_BATCH_INSTANCES)) : undefined;
+    while (next && !outOfTime()) {
+      const batch = instances.slice(index, index + PRUNE_BATCH_INSTANCES);
+      const listed = await next;
+      const following = instances.slice(index + PRUNE_BATCH_INSTANCES, index + 2 * PRUNE_BATCH_INSTANCES);
+      next = following.length > 0 ? snapshotsOf(following) : undefined;
+      next?.catch(() => undefined); // awaited (and reported) by the next round
+      const done = await pruneBatch(batch, listed);
+      index += done;
+      if (done > 0) prune.after = batch[done - 1];
+      if (done < batch.length) break;
+    }
+    if (index < instances.length) break; // out of time: the next step goes on from `after`
+    if (prune.stage === 'live') {
+      prune.stage = 'gone';
+      prune.after = '';
+    } else {
+      finished = true;
+    }
   }
 
   /** Prunes the sets of a batch of instances; returns how many instances, in order, are fully handled. */
-  async function pruneBatch(batch: readonly string[]): Promise<number> {
-    const listed = batch.flatMap((id) => byInstance.get(id) ?? []);
+  async function pruneBatch(batch: readonly string[], listed: readonly ListedSnapshot[]): Promise<number> {
     const candidates = decide(listed).toDelete.flatMap((s) => s.snapshotIds);
     const decision = decide(listed, await locksInForce(env.ec2, candidates, count));
+    ignored += decision.ignored;
     const inImages = await snapshotsInImages(env.ec2, decision.toDelete.flatMap((s) => s.snapshotIds), count);
     const deletable: SetToDelete[] = [];
     for (const set of decision.toDelete) {
@@ -256,11 +302,11 @@ export async function runPruneStep(
     }
   }
 
-  if (handled >= instances.length) {
+  if (finished) {
     finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
   }
   env.log.info('prune step finished', {
-    step: cursor.steps, after: prune.after, instancesHandled: handled, instancesLeft: instances.length - handled, phase: cursor.phase, durationMs: now() - stepStart,
+    step: cursor.steps, stage: prune.stage, after: prune.after, setsDeleted: prune.setsDeleted, ignored, phase: cursor.phase, durationMs: now() - stepStart,
   });
   return cursor;
 }
