@@ -17,24 +17,32 @@
 import { fork, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Ec2Simulator, SimInstance, TokenBucketOptions } from '../test/support/ec2-simulator';
+import { Retention } from '../src';
+import { Ec2Simulator, SimInstance, SimSnapshotSeed, TokenBucketOptions } from '../test/support/ec2-simulator';
 import '../test/support/promise-with-resolvers';
 import { FakeLockTable, largestStateBytes, STATE_MACHINE_ARN, synthesizeWorkflow } from '../test/support/workflow-harness';
 
 const ROOT = path.join(__dirname, '..');
 const ASSET = path.join(ROOT, 'assets', 'lambda', 'worker', 'index.js');
 const TIME_SCALE = 50;
+const SCHEDULE_TAG = 'cdk-instance-snapshots:schedule';
 const SCHEDULED_TIME_TAG = 'cdk-instance-snapshots:scheduled-time';
+const INSTANCE_ID_TAG = 'cdk-instance-snapshots:instance-id';
 const SCHEDULED_TIME = '2026-11-24T02:30:00Z';
+const DAY_MS = 86_400_000;
 
 interface Scenario {
   readonly name: string;
   readonly instances: number;
   /** EC2's CreateSnapshots bucket as this account sees it (other callers take part of the refill). */
   readonly bucket: TokenBucketOptions;
+  /** Every instance with this many volumes (default: 1 to 3). */
+  readonly volumesPerInstance?: number;
+  /** Pruning: `Retention.count(keep)` with `earlierSets` daily sets of every instance present before the run. */
+  readonly pruning?: { readonly keep: number; readonly earlierSets: number };
 }
 
-interface ScenarioResult extends Omit<SimulatorReport, 'firstCreateAtMs' | 'lastCreateAtMs'> {
+interface ScenarioResult extends Omit<SimulatorReport, 'firstCreateAtMs' | 'lastCreateAtMs' | 'firstDeleteAtMs' | 'lastDeleteAtMs'> {
   readonly name: string;
   readonly status: string;
   readonly summary: any;
@@ -43,6 +51,8 @@ interface ScenarioResult extends Omit<SimulatorReport, 'firstCreateAtMs' | 'last
   readonly durationMs: number;
   /** From the first CreateSnapshots call to the last one. */
   readonly createWindowMs: number;
+  /** From the first snapshot deleted to the last one. */
+  readonly deleteWindowMs: number;
 }
 
 const EC2_RATE = 5 * TIME_SCALE;
@@ -52,7 +62,16 @@ const SCENARIOS: Scenario[] = [
   // is throttled over and over and must absorb it without losing or doubling a set.
   { name: 'fleet-5000-contended', instances: 5_000, bucket: { capacity: 100, refillPerSec: 0.7 * EC2_RATE } },
   { name: 'fleet-10000', instances: 10_000, bucket: { capacity: 100, refillPerSec: EC2_RATE } },
+  // Retention: 10,000 instances of 3 volumes with 7 earlier daily sets under Retention.count(7):
+  // the run makes one set per instance, then deletes the oldest, 30,000 snapshots.
+  {
+    name: 'prune-10000', instances: 10_000, bucket: { capacity: 100, refillPerSec: EC2_RATE }, volumesPerInstance: 3,
+    pruning: { keep: 7, earlierSets: 7 },
+  },
 ];
+const PRUNING = 'prune-10000';
+/** EC2's DeleteSnapshot bucket (100, 5 per second), compressed. */
+const DELETE_BUCKET: TokenBucketOptions = { capacity: 100, refillPerSec: EC2_RATE };
 const HEADLINE = 'fleet-50000';
 
 /** The worker's settings, time-compressed (see lambda/worker.ts `settingsFromEnv`). */
@@ -72,8 +91,8 @@ function hex(n: number, width: number): string {
   return n.toString(16).padStart(width, '0');
 }
 
-/** `n` selected instances with 1 to 3 volumes each, and every eleventh instance an unselected one. */
-function fleet(n: number): SimInstance[] {
+/** `n` selected instances with 1 to 3 volumes each (or `volumes`), and every eleventh instance an unselected one. */
+function fleet(n: number, volumes?: number): SimInstance[] {
   const out: SimInstance[] = [];
   for (let i = 0, selectedCount = 0; selectedCount < n; i++) {
     const selected = i % 11 !== 10;
@@ -82,7 +101,7 @@ function fleet(n: number): SimInstance[] {
       instanceId: `i-${hex(i * 7919 % 0x1000000, 17)}`,
       state: i % 7 === 3 ? 'stopped' : 'running',
       tags: selected ? { Backup: 'nightly', Name: `host-${i}` } : { Backup: 'weekly' },
-      volumeIds: Array.from({ length: 1 + (i % 3) }, (_, v) => `vol-${hex(i * 4 + v, 17)}`),
+      volumeIds: Array.from({ length: volumes ?? 1 + (i % 3) }, (_, v) => `vol-${hex(i * 4 + v, 17)}`),
     });
   }
   return out;
@@ -105,20 +124,58 @@ interface SimulatorReport {
   /** Arrival times of the CreateSnapshots calls (epoch ms), first and last. */
   readonly firstCreateAtMs: number;
   readonly lastCreateAtMs: number;
+  /** Pruning: snapshots deleted, DeleteSnapshot requests and throttled ones, the first and last deletion. */
+  readonly deleted: number;
+  readonly deleteSnapshotCalls: number;
+  readonly deleteThrottled: number;
+  readonly firstDeleteAtMs: number;
+  readonly lastDeleteAtMs: number;
+  /** Deleted snapshots that retention had to keep (anything but the oldest earlier set). */
+  readonly wronglyDeleted: number;
+  /** Selected instances left with a number of sets other than `keep`. */
+  readonly instancesNotAtKeep: number;
+}
+
+/** The scheduled time `days` days before the benchmark's occurrence (canonical form). */
+function earlierOccurrence(days: number): string {
+  return new Date(Date.parse(SCHEDULED_TIME) - days * DAY_MS).toISOString().replace('.000Z', 'Z');
+}
+
+/** The earlier sets of every selected instance, as the schedule made them on earlier days. */
+function earlierSets(instances: SimInstance[], scheduleId: string, sets: number): SimSnapshotSeed[] {
+  const seeds: SimSnapshotSeed[] = [];
+  for (const instance of instances) {
+    for (let day = 1; day <= sets; day++) {
+      const scheduledTime = earlierOccurrence(day);
+      for (const volumeId of instance.volumeIds) {
+        seeds.push({
+          volumeId,
+          instanceId: instance.instanceId,
+          startTimeMs: Date.parse(scheduledTime) + 60_000,
+          state: 'completed',
+          tags: { [SCHEDULE_TAG]: scheduleId, [SCHEDULED_TIME_TAG]: scheduledTime, [INSTANCE_ID_TAG]: instance.instanceId },
+        });
+      }
+    }
+  }
+  return seeds;
 }
 
 /**
  * The EC2 simulator in a process of its own, as EC2 is a server of its own: its CPU time (building
  * pages of 1,000 instances, filtering 100,000 snapshots) does not slow the worker's pacing.
  */
-async function serveSimulator(scenario: Scenario): Promise<void> {
-  const instances = fleet(scenario.instances);
+async function serveSimulator(scenario: Scenario, scheduleId: string): Promise<void> {
+  const instances = fleet(scenario.instances, scenario.volumesPerInstance);
   const sim = new Ec2Simulator({
     instances,
     createSnapshotsBucket: scenario.bucket,
+    deleteSnapshotBucket: DELETE_BUCKET,
     describeBucket: { capacity: 100, refillPerSec: 20 * TIME_SCALE },
     perVolumeIntervalMs: 15_000 / TIME_SCALE,
   });
+  const selectedInstances = instances.filter((i) => i.tags?.Backup === 'nightly');
+  if (scenario.pruning) sim.seedSnapshots(earlierSets(selectedInstances, scheduleId, scenario.pruning.earlierSets));
   await sim.start();
   process.send!({ endpoint: sim.endpoint });
   process.on('message', async () => {
@@ -132,6 +189,16 @@ async function serveSimulator(scenario: Scenario): Promise<void> {
       if (n > 1) duplicates += n - 1;
     }
     const creates = sim.calls.filter((c) => c.action === 'CreateSnapshots');
+    const deletes = sim.calls.filter((c) => c.action === 'DeleteSnapshot');
+    const oldest = scenario.pruning ? earlierOccurrence(scenario.pruning.earlierSets) : undefined;
+    const setsLeft = new Map<string, Set<string>>();
+    for (const snapshot of sim.snapshots) {
+      const time = snapshot.tags[SCHEDULED_TIME_TAG];
+      if (time === undefined) continue;
+      const times = setsLeft.get(snapshot.instanceId) ?? new Set<string>();
+      times.add(time);
+      setsLeft.set(snapshot.instanceId, times);
+    }
     const report: SimulatorReport = {
       instances: selected.length,
       volumes: selected.reduce((n, i) => n + i.volumeIds.length, 0),
@@ -145,14 +212,21 @@ async function serveSimulator(scenario: Scenario): Promise<void> {
       duplicates,
       firstCreateAtMs: creates[0]?.atMs ?? 0,
       lastCreateAtMs: creates[creates.length - 1]?.atMs ?? 0,
+      deleted: sim.deletions.length,
+      deleteSnapshotCalls: deletes.length,
+      deleteThrottled: deletes.filter((c) => c.errorCode === 'RequestLimitExceeded').length,
+      firstDeleteAtMs: sim.deletions[0]?.atMs ?? 0,
+      lastDeleteAtMs: sim.deletions[sim.deletions.length - 1]?.atMs ?? 0,
+      wronglyDeleted: sim.deletions.filter((d) => d.snapshot.tags[SCHEDULED_TIME_TAG] !== oldest).length,
+      instancesNotAtKeep: scenario.pruning ? selected.filter((i) => (setsLeft.get(i.instanceId)?.size ?? 0) !== scenario.pruning!.keep).length : 0,
     };
     await sim.stop();
     process.send!(report, () => process.exit(0));
   });
 }
 
-function startSimulator(scenario: Scenario): Promise<{ endpoint: string; report(): Promise<SimulatorReport> }> {
-  const child = fork(__filename, ['--simulator', scenario.name], { execArgv: ['--max-old-space-size=4096', '-r', 'ts-node/register/transpile-only'] });
+function startSimulator(scenario: Scenario, scheduleId: string): Promise<{ endpoint: string; report(): Promise<SimulatorReport> }> {
+  const child = fork(__filename, ['--simulator', scenario.name, scheduleId], { execArgv: ['--max-old-space-size=4096', '-r', 'ts-node/register/transpile-only'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('message', (m: { endpoint: string }) => resolve({
@@ -166,8 +240,8 @@ function startSimulator(scenario: Scenario): Promise<{ endpoint: string; report(
 }
 
 async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
-  const sim = await startSimulator(scenario);
-  const workflow = synthesizeWorkflow();
+  const workflow = synthesizeWorkflow(scenario.pruning ? { retention: Retention.count(scenario.pruning.keep) } : {});
+  const sim = await startSimulator(scenario, workflow.construct.scheduleId);
   Object.assign(process.env, {
     AWS_ENDPOINT_URL_EC2: sim.endpoint,
     AWS_REGION: 'us-east-1',
@@ -214,16 +288,17 @@ async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
   }
   await collect;
   const durationMs = performance.now() - started;
-  const { firstCreateAtMs, lastCreateAtMs, ...report } = await sim.report();
+  const { firstCreateAtMs, lastCreateAtMs, firstDeleteAtMs, lastDeleteAtMs, ...report } = await sim.report();
   return {
     ...report,
     name: scenario.name,
     status,
-    summary: summary && { counts: summary.counts, failuresByCode: summary.failuresByCode, passes: summary.passes, apiCalls: summary.apiCalls },
+    summary: summary && { counts: summary.counts, prune: summary.prune, failuresByCode: summary.failuresByCode, passes: summary.passes, apiCalls: summary.apiCalls },
     steps: events.filter((e) => e.type === 'StateEntered' && e.state?.name === 'SnapshotStep').length,
     maxStateBytes: largestStateBytes(events),
     durationMs,
     createWindowMs: lastCreateAtMs - firstCreateAtMs,
+    deleteWindowMs: lastDeleteAtMs - firstDeleteAtMs,
   };
 }
 
@@ -247,7 +322,10 @@ function main(): void {
   if (!fs.existsSync(ASSET)) throw new Error(`${ASSET} not found: run "npx projen bundle" first`);
   console.log(`worker asset: ${path.relative(ROOT, ASSET)} ${(fs.statSync(ASSET).size / 1024).toFixed(0)} KiB; time compressed ${TIME_SCALE} times`);
   let headline: Record<string, unknown> | undefined;
-  for (const scenario of SCENARIOS) {
+  let pruning: Record<string, unknown> | undefined;
+  // BENCH_ONLY=name,name runs some scenarios only (the last line then lacks what was not run).
+  const only = process.env.BENCH_ONLY?.split(',');
+  for (const scenario of SCENARIOS.filter((x) => !only || only.includes(x.name))) {
     const r = runChild(scenario);
     const bucket = scenario.bucket;
     // Achieved rate, conservatively: the bucket's initial burst is taken out of the sets created,
@@ -263,6 +341,26 @@ function main(): void {
     console.log(`  rate: bucket ${bucket.capacity} + ${bucket.refillPerSec}/s, achieved ${achieved.toFixed(1)}/s beyond the burst over the whole execution = ${ratioToLimit.toFixed(3)} of the limit`
       + ` (${((r.created - bucket.capacity) / (r.createWindowMs / 1000) / bucket.refillPerSec).toFixed(3)} between the first and the last CreateSnapshots)`);
     console.log(`  largest state carried between workflow states: ${r.maxStateBytes} bytes`);
+    if (scenario.pruning) {
+      // The bucket's initial burst is taken out, as for creation; the time is the deletion window.
+      const deleteRatio = (r.deleted - DELETE_BUCKET.capacity) / (r.deleteWindowMs / 1000) / DELETE_BUCKET.refillPerSec;
+      console.log(`  pruning: Retention.count(${scenario.pruning.keep}) over ${scenario.pruning.earlierSets} earlier sets: deleted ${r.deleted} snapshots `
+        + `(summary ${JSON.stringify(r.summary?.prune)}), wrongly deleted ${r.wronglyDeleted}, instances not left with ${scenario.pruning.keep} sets ${r.instancesNotAtKeep}`);
+      console.log(`  DeleteSnapshot: ${r.deleteSnapshotCalls} HTTP requests (${r.deleteThrottled} throttled); bucket ${DELETE_BUCKET.capacity} + ${DELETE_BUCKET.refillPerSec}/s, `
+        + `${deleteRatio.toFixed(3)} of the limit between the first and the last deletion (${(r.deleteWindowMs / 1000).toFixed(1)} s)`);
+      if (r.name === PRUNING) {
+        pruning = {
+          instances: r.instances,
+          deleted: r.deleted,
+          deleteRatioToLimit: Number(deleteRatio.toFixed(3)),
+          wronglyDeleted: r.wronglyDeleted,
+          instancesNotAtKeep: r.instancesNotAtKeep,
+          lost: r.lost,
+          duplicates: r.duplicates,
+          status: r.status,
+        };
+      }
+    }
     if (r.name === HEADLINE) {
       headline = {
         instances: r.instances,
@@ -279,13 +377,13 @@ function main(): void {
       };
     }
   }
-  console.log(JSON.stringify(headline));
+  console.log(JSON.stringify({ ...headline, pruning }));
 }
 
 if (process.argv[2] === '--simulator') {
   const scenario = SCENARIOS.find((x) => x.name === process.argv[3]);
   if (!scenario) throw new Error(`unknown scenario ${process.argv[3]}`);
-  void serveSimulator(scenario);
+  void serveSimulator(scenario, process.argv[4]);
 } else if (process.argv[2] === '--scenario') {
   const scenario = SCENARIOS.find((s) => s.name === process.argv[3]);
   if (!scenario) throw new Error(`unknown scenario ${process.argv[3]}`);
