@@ -103,7 +103,7 @@ export class FaultHarness {
    * shipping rate limiter (EC2's 100 + 5/s) unless overridden. Like a Lambda cold start, each call
    * builds new ones (fresh rate limiter).
    */
-  clientsFor(options: Ec2ClientsOptions = {}): { ec2: EC2Client; ec2Create: EC2Client } {
+  clientsFor(options: Ec2ClientsOptions = {}): { ec2: EC2Client; ec2Create: EC2Client; ec2Delete: EC2Client } {
     const clients = createEc2Clients({
       throttleBackoffBaseMs: 2,
       throttleBackoffMaxMs: 20,
@@ -111,7 +111,7 @@ export class FaultHarness {
       ...options,
       config: { endpoint: this.sim.endpoint, region: REGION, credentials: CREDENTIALS, ...options.config },
     });
-    this.clients.push(clients.ec2, clients.ec2Create);
+    this.clients.push(clients.ec2, clients.ec2Create, clients.ec2Delete);
     return clients;
   }
 

@@ -212,10 +212,10 @@ export class WorkflowHarness {
           ...this.options.clients,
           config: { endpoint: this.faults.sim.endpoint, region: REGION, credentials: CREDENTIALS },
         });
-        this.clients.push(built.ec2, built.ec2Create);
+        this.clients.push(built.ec2, built.ec2Create, built.ec2Delete);
         if (killAfterCreates !== undefined) {
           let creates = 0;
-          for (const client of [built.ec2, built.ec2Create]) {
+          for (const client of [built.ec2, built.ec2Create, built.ec2Delete]) {
             client.middlewareStack.add((next, context) => async (args) => {
               if (creates >= killAfterCreates) throw new KilledError();
               if (context.commandName === 'CreateSnapshotsCommand') creates++;
