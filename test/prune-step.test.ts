@@ -120,22 +120,26 @@ describe('what a prune step deletes', () => {
     expect(cursor.phase).toBe('done');
     expect(cursor.result).toBe('succeeded');
     expect(cursor.summary!.prune).toEqual({ setsDeleted: 2, snapshotsDeleted: 4, setsToDelete: 0, setsInUse: 0, setsLocked: 0, setsPending: 0, setsFailed: 0 });
-    expect(cursor.apiCalls).toMatchObject({ DeleteSnapshot: 4, DescribeSnapshots: 1, DescribeInstances: 1 });
+    // One listing of the live instances' snapshots, one of all the schedule's (for gone instances).
+    expect(cursor.apiCalls).toMatchObject({ DeleteSnapshot: 4, DescribeSnapshots: 2, DescribeInstances: 1 });
   });
 
-  test('GIVEN the listing WHEN the step asks for it THEN it asks for the account\'s own snapshots with the schedule\'s tag, page by page', async () => {
+  test('GIVEN the listing WHEN the step asks for it THEN it asks for the account\'s own snapshots with the schedule\'s tag, of the live instances, then of all', async () => {
     const first = sets(I[1], 3);
     const second = sets(I[1], 2);
-    ec2Mock.on(DescribeSnapshotsCommand)
-      .resolvesOnce({ Snapshots: first, NextToken: 'p2' })
-      .resolvesOnce({ Snapshots: [...second, ...sets(I[1], 1, 0)] });
+    ec2Mock.on(DescribeSnapshotsCommand).callsFake((input) => Promise.resolve(input.NextToken === undefined
+      ? { Snapshots: first, NextToken: 'p2' }
+      : { Snapshots: [...second, ...sets(I[1], 1, 0)] }));
 
     await step();
 
-    const calls = ec2Mock.commandCalls(DescribeSnapshotsCommand).map((c) => c.args[0].input);
-    expect(calls).toEqual([
-      { OwnerIds: ['self'], Filters: [{ Name: `tag:${SCHEDULE_TAG}`, Values: [REQUEST.scheduleId] }], MaxResults: 1000, NextToken: undefined },
-      { OwnerIds: ['self'], Filters: [{ Name: `tag:${SCHEDULE_TAG}`, Values: [REQUEST.scheduleId] }], MaxResults: 1000, NextToken: 'p2' },
+    const schedule = { Name: `tag:${SCHEDULE_TAG}`, Values: [REQUEST.scheduleId] };
+    const ofLive = { Name: `tag:${INSTANCE_ID_TAG}`, Values: [I[1], I[2], I[3]] };
+    expect(ec2Mock.commandCalls(DescribeSnapshotsCommand).map((c) => c.args[0].input)).toEqual([
+      { OwnerIds: ['self'], Filters: [schedule, ofLive], MaxResults: 1000, NextToken: undefined },
+      { OwnerIds: ['self'], Filters: [schedule, ofLive], MaxResults: 1000, NextToken: 'p2' },
+      { OwnerIds: ['self'], Filters: [schedule], MaxResults: 1000, NextToken: undefined },
+      { OwnerIds: ['self'], Filters: [schedule], MaxResults: 1000, NextToken: 'p2' },
     ]);
     // Without the second page, the first page's set would have been one of the newest two.
     expect(deletedIds()).toEqual(idsOf([...first, ...second]));

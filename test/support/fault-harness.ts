@@ -121,8 +121,10 @@ export class FaultHarness {
    */
   environment(overrides: Partial<StepEnvironment> & { clients?: Ec2ClientsOptions } = {}): HarnessEnvironment {
     const { clients, ...rest } = overrides;
+    const { ec2, ec2Create } = this.clientsFor(clients);
     return {
-      ...this.clientsFor(clients),
+      ec2,
+      ec2Create,
       log: new CapturedLog(),
       settings: FAST_SETTINGS,
       createSnapshotsPerSecond: clients?.createSnapshotsPerSec || DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
