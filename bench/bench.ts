@@ -65,7 +65,10 @@ const SCENARIOS: Scenario[] = [
   // Retention: 10,000 instances of 3 volumes with 7 earlier daily sets under Retention.count(7):
   // the run makes one set per instance, then deletes the oldest, 30,000 snapshots.
   {
-    name: 'prune-10000', instances: 10_000, bucket: { capacity: 100, refillPerSec: EC2_RATE }, volumesPerInstance: 3,
+    name: 'prune-10000',
+    instances: 10_000,
+    bucket: { capacity: 100, refillPerSec: EC2_RATE },
+    volumesPerInstance: 3,
     pruning: { keep: 7, earlierSets: 7 },
   },
 ];
@@ -293,7 +296,9 @@ async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
     ...report,
     name: scenario.name,
     status,
-    summary: summary && { counts: summary.counts, prune: summary.prune, failuresByCode: summary.failuresByCode, passes: summary.passes, apiCalls: summary.apiCalls },
+    summary: summary && {
+      counts: summary.counts, prune: summary.prune, failuresByCode: summary.failuresByCode, passes: summary.passes, apiCalls: summary.apiCalls,
+    },
     steps: events.filter((e) => e.type === 'StateEntered' && e.state?.name === 'SnapshotStep').length,
     maxStateBytes: largestStateBytes(events),
     durationMs,

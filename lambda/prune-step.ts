@@ -60,7 +60,12 @@ export function listScheduleSnapshots(
 }
 
 /** The schedule's own snapshots of the given instances (at most 200: the values of one filter). */
-export function listInstanceSnapshots(ec2: EC2Client, scheduleId: string, instanceIds: readonly string[], count: CallCounter): Promise<ListedSnapshot[]> {
+export function listInstanceSnapshots(
+  ec2: EC2Client,
+  scheduleId: string,
+  instanceIds: readonly string[],
+  count: CallCounter,
+): Promise<ListedSnapshot[]> {
   return listSnapshots(ec2, [
     { Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(scheduleId)] },
     { Name: `tag:${INSTANCE_ID_TAG}`, Values: [...instanceIds] },
@@ -178,7 +183,8 @@ export async function runPruneStep(
         return (await listInstanceSnapshots(env.ec2, request.scheduleId, batch, count)).filter((x) => ids.has(x.instanceId!));
       };
     } else {
-      const listed = await listScheduleSnapshots(env.ec2, request.scheduleId, count, (id) => id === undefined || (!liveIds.has(id) && id > prune.after));
+      const gone = (id: string | undefined) => id === undefined || (!liveIds.has(id) && id > prune.after);
+      const listed = await listScheduleSnapshots(env.ec2, request.scheduleId, count, gone);
       const byInstance = new Map<string, ListedSnapshot[]>();
       for (const snapshot of listed) {
         const key = snapshot.instanceId ?? '';
@@ -306,7 +312,13 @@ export async function runPruneStep(
     finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
   }
   env.log.info('prune step finished', {
-    step: cursor.steps, stage: prune.stage, after: prune.after, setsDeleted: prune.setsDeleted, ignored, phase: cursor.phase, durationMs: now() - stepStart,
+    step: cursor.steps,
+    stage: prune.stage,
+    after: prune.after,
+    setsDeleted: prune.setsDeleted,
+    ignored,
+    phase: cursor.phase,
+    durationMs: now() - stepStart,
   });
   return cursor;
 }

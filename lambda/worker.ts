@@ -297,7 +297,8 @@ export function makeWorker(deps: WorkerDependencies) {
       return cursor;
     }
     try {
-      const clientOptions = clientOptionsFromEnv(deps.env, request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, deleteRateOf(request));
+      const createRate = request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND;
+      const clientOptions = clientOptionsFromEnv(deps.env, createRate, deleteRateOf(request));
       const clients = deps.createClients({ ...clientOptions, createSnapshotsBucket: cursor.bucket, deleteSnapshotsBucket: cursor.prune?.bucket });
       try {
         const next = cursor.phase === WORKFLOW.phasePrune ? await runPruneStep(request, occurrence, cursor, {

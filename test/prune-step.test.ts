@@ -88,8 +88,15 @@ function pruneCursor(overrides: Partial<RunCursor['prune']> = {}): RunCursor {
 function environment(overrides: Partial<PruneEnvironment> = {}): PruneEnvironment & { log: CapturedLog } {
   const client = new EC2Client({ region: 'eu-central-1' });
   return {
-    ec2: client, ec2Delete: client, log: new CapturedLog(), stepBudgetMs: 600_000, reserveMs: 0, concurrency: 4,
-    remainingMs: () => 900_000, now: () => NOW, ...overrides,
+    ec2: client,
+    ec2Delete: client,
+    log: new CapturedLog(),
+    stepBudgetMs: 600_000,
+    reserveMs: 0,
+    concurrency: 4,
+    remainingMs: () => 900_000,
+    now: () => NOW,
+    ...overrides,
   } as PruneEnvironment & { log: CapturedLog };
 }
 
@@ -119,7 +126,9 @@ describe('what a prune step deletes', () => {
     expect(deletedIds()).toEqual(idsOf(old));
     expect(cursor.phase).toBe('done');
     expect(cursor.result).toBe('succeeded');
-    expect(cursor.summary!.prune).toEqual({ setsDeleted: 2, snapshotsDeleted: 4, setsToDelete: 0, setsInUse: 0, setsLocked: 0, setsPending: 0, setsFailed: 0 });
+    expect(cursor.summary!.prune).toEqual({
+      setsDeleted: 2, snapshotsDeleted: 4, setsToDelete: 0, setsInUse: 0, setsLocked: 0, setsPending: 0, setsFailed: 0,
+    });
     // One listing of the live instances' snapshots, one of all the schedule's (for gone instances).
     expect(cursor.apiCalls).toMatchObject({ DeleteSnapshot: 4, DescribeSnapshots: 2, DescribeInstances: 1 });
   });
@@ -186,7 +195,9 @@ describe('what a prune step never deletes', () => {
 
     const { cursor, lines } = await step();
 
-    expect(ec2Mock).toHaveReceivedCommandWith(DescribeLockedSnapshotsCommand, { SnapshotIds: expect.arrayContaining(idsOf([...locked, ...unlocked])) });
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeLockedSnapshotsCommand, {
+      SnapshotIds: expect.arrayContaining(idsOf([...locked, ...unlocked])),
+    });
     expect(deletedIds()).toEqual(idsOf(unlocked));
     expect(cursor.summary!.prune).toMatchObject({ setsDeleted: 1, setsLocked: 1 });
     expect(cursor.result).toBe('succeeded');
