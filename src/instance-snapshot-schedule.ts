@@ -8,34 +8,44 @@ import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rbin from 'aws-cdk-lib/aws-rbin';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { CopyTagsFromSource } from './copy-tags-from-source';
 import { LogLevel } from './log-level';
 import { defaultHeartbeatPeriod, heartbeatPeriods, scheduleInterval } from './private/heartbeat';
 import { InlinePolicyRole } from './private/inline-policy-role';
-import { acknowledgeWorkerWildcards, acknowledgeWorkflowWildcards } from './private/nag-acknowledgements';
+import { acknowledgeWorkerWildcards, acknowledgeWorkflowWildcards, describeActions, WorkerLifecycle } from './private/nag-acknowledgements';
 import { warnIfPolicyTooLarge } from './private/policy-size';
 import {
+  checkLockSpec,
+  checkRetentionSpec,
   checkScheduleId,
   COPY_TAGS_FROM_VOLUME,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
+  DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
   METRICS,
   NOTIFICATION_TOPIC_ENV,
   REQUEST_VERSION,
   requestSha256,
+  RetentionSpec,
   SCHEDULE_ID_ENV,
   SCHEDULE_TAG,
   ScheduledRunInput,
+  show,
+  SnapshotLockSpec,
   SnapshotRunRequest,
 } from './private/request-contract';
 import { buildRunDefinition } from './private/run-workflow';
 import { SharedResources, WORKER_TIMEOUT } from './private/shared-resources';
-import { validateProps } from './private/validate-props';
+import { checkDimensionValue, LOCATION_VALUES, validateProps } from './private/validate-props';
+import { Retention } from './retention';
+import { SnapshotLocation } from './snapshot-location';
+import { SnapshotLock } from './snapshot-lock';
 
 /** Where the build puts the esbuild bundle of lambda/worker.ts (the same from src/ and lib/). */
 const WORKER_ASSET_DIR = path.join(__dirname, '..', 'assets', 'lambda', 'worker');
@@ -69,6 +79,20 @@ export interface InstanceSnapshotScheduleProps {
    * characters.
    */
   readonly instanceTags: { [key: string]: string[] };
+
+  /**
+   * Instances not to snapshot, by tag: tag key -> values.
+   *
+   * An instance that `instanceTags` selects is left out when it carries any of these keys with one
+   * of that key's values (exact, case-sensitive), for example `{ Backup: ['skip'] }` or
+   * `{ Environment: ['sandbox'] }`. Its existing sets are then those of a gone instance
+   * (`goneInstanceRetention`). Each key 1 to 127 characters with at least one value of at most 256
+   * characters. A key of `instanceTags` whose every accepted value is excluded is an error: nothing
+   * could ever be selected.
+   *
+   * @default - no instance is left out by tag
+   */
+  readonly excludeInstanceTags?: { [key: string]: string[] };
 
   /**
    * When to take the snapshot sets: a cron, rate or one-time expression, with a time zone.
@@ -119,6 +143,18 @@ export interface InstanceSnapshotScheduleProps {
    * @default - snapshots are stored in the instance's Region
    */
   readonly outpostArn?: string;
+
+  /**
+   * Where the snapshots of instances in Local Zones are stored: `SnapshotLocation.LOCAL` keeps them
+   * in the instance's Local Zone, `SnapshotLocation.REGIONAL` in its parent Region (EC2's
+   * `Location`).
+   *
+   * EC2 takes it only for instances in a Local Zone. It does not combine with `outpostArn`.
+   *
+   * @see https://docs.aws.amazon.com/ebs/latest/userguide/snapshots-localzones.html
+   * @default - EC2's default: in the parent Region (the request carries no `Location`)
+   */
+  readonly location?: SnapshotLocation;
 
   /**
    * Description copied onto every snapshot of a set. At most 255 characters.
@@ -229,6 +265,91 @@ export interface InstanceSnapshotScheduleProps {
   readonly createSnapshotsPerSecond?: number;
 
   /**
+   * Which snapshot sets to keep, per instance: every set of this schedule that no rule keeps is
+   * deleted at the end of each run.
+   *
+   * `Retention.count(n)`, `Retention.age(duration)`, `Retention.calendar({ daily, weekly, ... })`
+   * (counted in the schedule's time zone) or `Retention.anyOf(...)`. Only snapshots tagged with
+   * this schedule's `scheduleId` are ever deleted: the worker may delete no other
+   * (`ec2:DeleteSnapshot` under an `aws:ResourceTag` condition). A run never deletes the set it has
+   * just made, nor the newest completed set of an instance it still selects; sets that back an AMI
+   * or are locked (`lock`) are kept until that ends. With retention, the worker has 1,024 MB of
+   * memory (it lists every snapshot of the schedule).
+   *
+   * @default - no retention: sets are never deleted (the construct warns; acknowledge the warning
+   * `cdk-instance-snapshots:noRetention` if something else deletes them)
+   */
+  readonly retention?: Retention;
+
+  /**
+   * How long the count and calendar rules of `retention`, and the protection of the newest set,
+   * keep holding the sets of an instance that is gone (terminated, untagged or excluded), counted
+   * from its newest set's scheduled time. After that, only an age rule keeps its sets.
+   *
+   * Whole seconds from 1 day to 36,600 days (100 years). Only with `retention`.
+   *
+   * @default Duration.days(90)
+   */
+  readonly goneInstanceRetention?: Duration;
+
+  /**
+   * The account's `DeleteSnapshot` rate in this Region, in calls per second: the worker paces its
+   * deletions to it.
+   *
+   * EC2 refills each account's `DeleteSnapshot` token bucket at 5 calls per second per Region
+   * (bucket size 100), shared with every other caller. Above 0 and at most 1,000. Only with
+   * `retention`.
+   *
+   * @see https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html
+   * @default 5
+   */
+  readonly deleteSnapshotsPerSecond?: number;
+
+  /**
+   * Lock every snapshot of each new set (`LockSnapshot`), so that nobody can delete it before the
+   * lock expires.
+   *
+   * `SnapshotLock.governance(duration)` can be removed by principals allowed `ec2:UnlockSnapshot`;
+   * `SnapshotLock.compliance(duration, coolOffPeriod?)` cannot be removed or shortened after its
+   * cool-off, not even by the account's root user (the construct warns). A set that `retention` no
+   * longer keeps is deleted by the first run after its lock expires. Existing sets are not locked.
+   *
+   * @see https://docs.aws.amazon.com/ebs/latest/userguide/ebs-snapshot-lock.html
+   * @default - no lock
+   */
+  readonly lock?: SnapshotLock;
+
+  /**
+   * Keep this schedule's deleted snapshots recoverable from the Recycle Bin for this long: the
+   * construct creates a tag-level Recycle Bin retention rule (`AWS::Rbin::Rule`) for EBS snapshots
+   * tagged with the schedule's `scheduleId`.
+   *
+   * Applies to every deletion of such a snapshot, by retention or by hand. Snapshots in the Recycle
+   * Bin are billed as snapshots. Whole days from 1 to 365 (Recycle Bin's range).
+   *
+   * @see https://docs.aws.amazon.com/ebs/latest/userguide/recycle-bin.html
+   * @default - no Recycle Bin rule: deleted snapshots are gone at once
+   */
+  readonly recycleBinRetention?: Duration;
+
+  /**
+   * The schedule's identity: the value of its snapshots' `cdk-instance-snapshots:schedule` tag, the
+   * key of its occurrence locks, its metrics' `Schedule` dimension and the value of its worker's
+   * IAM conditions.
+   *
+   * Keep it stable. Changing it orphans every set made under the old id: retention never looks at
+   * them again (delete them by hand, or with a schedule that has the old id) and the worker may no
+   * longer delete them. Before moving or renaming the construct or its stack, set `scheduleId` to
+   * its current path (`scheduleId` of the deployed construct, e.g. `Backups/Nightly`). Two schedules
+   * of one app in the same account and Region cannot have the same id.
+   *
+   * 1 to 255 characters (a metrics dimension value), no white space at either end.
+   *
+   * @default - the construct's path in the app, e.g. `Backups/Nightly`
+   */
+  readonly scheduleId?: string;
+
+  /**
    * Where the schedule's worker and workflow log (JSON lines; the workflow logs every state with
    * its data).
    *
@@ -325,9 +446,10 @@ export interface InstanceSnapshotScheduleProps {
  *
  * Each scheduled occurrence is one AWS Step Functions execution that creates exactly one snapshot
  * set per selected instance, in bounded worker steps, or ends FAILED naming the instances without
- * one. Every schedule has its own worker function, roles, workflow, notification rules and alarms;
- * a stack's schedules share the occurrence lock table and, unless they bring their own, the log
- * group, the notification topic and the dead-letter queue.
+ * one. With `retention`, each run then deletes the schedule's sets that no rule keeps; with `lock`,
+ * every new snapshot is locked. Every schedule has its own worker function, roles, workflow,
+ * notification rules and alarms; a stack's schedules share the occurrence lock table and, unless
+ * they bring their own, the log group, the notification topic and the dead-letter queue.
  */
 export class InstanceSnapshotSchedule extends Construct {
   /** The default schedule: every day at 03:00 UTC. */
@@ -374,7 +496,8 @@ export class InstanceSnapshotSchedule extends Construct {
 
   /**
    * Fires when a run had instances that failed or were not attempted (`InstancesFailed +
-   * InstancesNotAttempted > 0`).
+   * InstancesNotAttempted > 0`), and, with `retention` or `lock`, sets it could not delete
+   * (`PruneFailures`) or lock (`SnapshotLocksFailed`).
    *
    * @default - none when `alarms` is false
    */
@@ -405,29 +528,46 @@ export class InstanceSnapshotSchedule extends Construct {
 
   /**
    * Identifies this schedule's snapshots: the value of their `cdk-instance-snapshots:schedule` tag
-   * (this construct's path in the app).
+   * (the `scheduleId` prop, by default this construct's path in the app).
    */
   public readonly scheduleId: string;
 
   /**
+   * The Recycle Bin rule that keeps this schedule's deleted snapshots recoverable.
+   *
+   * @default - none unless `recycleBinRetention` is set
+   */
+  public readonly recycleBinRule?: rbin.CfnRule;
+
+  /**
    * @param scope the stack or construct to add the schedule to; the shared lock table goes into its stack
-   * @param id the construct id: part of the snapshots' `cdk-instance-snapshots:schedule` tag, so keep it stable
+   * @param id the construct id: part of the default `scheduleId` (the snapshots' `cdk-instance-snapshots:schedule` tag)
    * @param props which instances, when, and the `CreateSnapshots` options
    */
   constructor(scope: Construct, id: string, props: InstanceSnapshotScheduleProps) {
     super(scope, id);
     validateProps(this, props);
 
-    this.scheduleId = this.node.path;
-    const idProblems = checkScheduleId(this.scheduleId, 'the construct path');
-    if (idProblems.length > 0) {
-      throw new Error(idProblems[0].message);
+    this.scheduleId = props.scheduleId ?? this.node.path;
+    if (props.scheduleId === undefined) {
+      const idProblems = checkScheduleId(this.scheduleId, 'the construct path');
+      idProblems.push(...(idProblems.length > 0 ? [] : checkDimensionValue(this.scheduleId, 'the construct path')));
+      if (idProblems.length > 0) {
+        throw new Error(idProblems[0].message);
+      }
     }
+    claimScheduleId(this, this.scheduleId);
     if (props.dryRun) {
       Annotations.of(this).addWarningV2('cdk-instance-snapshots:dryRun',
         'dryRun is true: runs only check permissions and create no snapshots');
     }
     const stack = Stack.of(this);
+    const scheduleExpression = props.schedule ?? InstanceSnapshotSchedule.DEFAULT_SCHEDULE;
+    const retention = this.renderRetention(props, scheduleExpression);
+    const lock = props.lock?._render();
+    const lockProblems = lock ? checkLockSpec(lock) : [];
+    if (lockProblems.length > 0) throw new Error(lockProblems.map((p) => p.message).join('\n'));
+    this.annotateLifecycle(scheduleExpression, retention, lock);
     const shared = SharedResources.of(this);
     this.logGroup = props.logGroup ?? shared.logGroup;
     this.lockTable = shared.lockTable;
@@ -448,20 +588,26 @@ export class InstanceSnapshotSchedule extends Construct {
       copyTagsFromSource: props.copyTagsFromSource === CopyTagsFromSource.VOLUME ? COPY_TAGS_FROM_VOLUME : undefined,
       dryRun: props.dryRun ?? false,
       createSnapshotsPerSecond: props.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
+      excludeInstanceTags: props.excludeInstanceTags,
+      location: props.location !== undefined ? LOCATION_VALUES[props.location] : undefined,
+      lock,
+      retention,
+      deleteSnapshotsPerSecond: retention ? props.deleteSnapshotsPerSecond ?? DEFAULT_DELETE_SNAPSHOTS_PER_SECOND : undefined,
     };
     // Text, not an object, in the definition: a tag key ending in ".$" stays a tag key.
     const requestJson = stack.toJsonString(request);
     // toJsonString always returns a token: resolved, it is plain text unless props hold tokens.
     const resolvedRequest: unknown = stack.resolve(requestJson);
 
+    const lifecycle: WorkerLifecycle = { prunes: retention !== undefined, locks: lock !== undefined };
     const workerRole = new InlinePolicyRole(this, 'WorkerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `cdk-instance-snapshots: the worker of ${this.scheduleId}`.slice(0, 1000),
       policyName: 'Snapshots',
-      statements: [...this.workerStatements(props), ...this.notificationStatements()],
+      statements: [...this.workerStatements(props, lifecycle), ...this.notificationStatements()],
     });
     this.workerRole = workerRole;
-    acknowledgeWorkerWildcards(this.workerRole);
+    acknowledgeWorkerWildcards(this.workerRole, lifecycle);
 
     const logLevel = props.logLevel ?? LogLevel.INFO;
     this.worker = new lambda.Function(this, 'Worker', {
@@ -477,7 +623,8 @@ export class InstanceSnapshotSchedule extends Construct {
       applicationLogLevelV2: APPLICATION_LOG_LEVELS[logLevel],
       // A step starts no new instance after 10 minutes and settles the rest within Lambda's limit.
       timeout: WORKER_TIMEOUT,
-      memorySize: 512,
+      // The prune step holds the listing of every snapshot of the schedule.
+      memorySize: retention ? 1024 : 512,
       environment: {
         POWERTOOLS_SERVICE_NAME: 'cdk-instance-snapshots',
         POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
@@ -528,7 +675,6 @@ export class InstanceSnapshotSchedule extends Construct {
       scheduledTime: scheduler.ContextAttribute.scheduledTime,
       schedulerExecutionId: scheduler.ContextAttribute.executionId,
     };
-    const scheduleExpression = props.schedule ?? InstanceSnapshotSchedule.DEFAULT_SCHEDULE;
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
       schedule: scheduleExpression,
       scheduleName: props.scheduleName,
@@ -594,15 +740,19 @@ export class InstanceSnapshotSchedule extends Construct {
     if (alarmsOn) {
       shared.allowAlarmsToPublish(this.notificationTopic);
       const notify = new cwActions.SnsAction(this.notificationTopic);
-      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify);
+      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify, lifecycle);
       this.heartbeatAlarm = this.createHeartbeatAlarm(props, scheduleExpression, notify);
       if (!props.deadLetterQueue) {
         this.deadLetterQueueAlarm = shared.deadLetterQueueAlarmFor(this.notificationTopic);
       }
     }
 
+    if (props.recycleBinRetention !== undefined) {
+      this.recycleBinRule = this.createRecycleBinRule(props.recycleBinRetention);
+    }
+
     if (props.dashboard) {
-      this.dashboard = this.createDashboard();
+      this.dashboard = this.createDashboard(retention !== undefined);
     }
 
     warnIfPolicyTooLarge(this, 'WorkerRole', [workerRole.document]);
@@ -708,16 +858,131 @@ export class InstanceSnapshotSchedule extends Construct {
     return this.metric(METRICS.stepFailures, props);
   }
 
-  private createInstancesFailedAlarm(notify: cloudwatch.IAlarmAction): cloudwatch.Alarm {
+  /**
+   * Snapshot sets a run deleted because no `retention` rule keeps them any more.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotSetsDeleted(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotSetsDeleted, props);
+  }
+
+  /**
+   * Snapshots a run deleted (every snapshot of the deleted sets).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotsDeleted(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotsDeleted, props);
+  }
+
+  /**
+   * Snapshot sets that no rule keeps but that are kept because a snapshot of theirs backs an AMI
+   * (`InvalidSnapshot.InUse`): deregister the AMI, or they stay.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotSetsInUse(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotSetsInUse, props);
+  }
+
+  /**
+   * Snapshot sets that no rule keeps but that a snapshot lock still protects (deleted by the first
+   * run after the lock expires).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotSetsLocked(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotSetsLocked, props);
+  }
+
+  /**
+   * Snapshot sets whose deletion failed for another reason than an AMI or a lock (the run fails).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricPruneFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.pruneFailures, props);
+  }
+
+  /**
+   * New snapshot sets whose snapshots could not all be locked (`lock`): the set exists without its
+   * protection.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotLocksFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotLocksFailed, props);
+  }
+
+  /** The retention rules rendered for the request: the rules, the schedule's time zone and the gone-instance period. */
+  private renderRetention(props: InstanceSnapshotScheduleProps, expression: scheduler.ScheduleExpression): RetentionSpec | undefined {
+    if (!props.retention) return undefined;
+    const spec: RetentionSpec = {
+      ...props.retention._render(),
+      timeZone: expression.timeZone?.timezoneName ?? TimeZone.ETC_UTC.timezoneName,
+      goneInstanceSeconds: (props.goneInstanceRetention ?? DEFAULT_GONE_INSTANCE_RETENTION).toSeconds(),
+    };
+    // The factories and validateProps checked every value: this is the worker's own check, run at synth time.
+    const problems = checkRetentionSpec(spec);
+    if (problems.length > 0) throw new Error(problems.map((p) => p.message).join('\n'));
+    return spec;
+  }
+
+  /** Warns about what cannot be undone or is never cleaned up, and notes how retention and locks meet. */
+  private annotateLifecycle(
+    expression: scheduler.ScheduleExpression,
+    retention: RetentionSpec | undefined,
+    lock: SnapshotLockSpec | undefined,
+  ): void {
+    if (!retention) {
+      Annotations.of(this).addWarningV2('cdk-instance-snapshots:noRetention',
+        'no retention: snapshot sets are never deleted and their storage is billed for ever; set retention '
+        + '(for example Retention.count(14) or Retention.calendar({ daily: 7, weekly: 4 })), or acknowledge this warning if something else deletes them');
+    }
+    if (lock?.mode === 'compliance') {
+      Annotations.of(this).addWarningV2('cdk-instance-snapshots:complianceLock',
+        `lock is in compliance mode: every snapshot of a new set is locked for ${lock.durationDays} days, and `
+        + `${lock.coolOffHours ? `after a cool-off of ${lock.coolOffHours} hours ` : ''}nobody, not even the account's root user, can remove or shorten `
+        + 'the lock or delete the snapshot before it expires; this cannot be undone. Use SnapshotLock.governance() unless records must be kept, '
+        + 'or acknowledge this warning');
+    }
+    if (lock && retention && keptAtLeastSeconds(retention, expression) < lock.durationDays * 86_400) {
+      Annotations.of(this).addInfo(`cdk-instance-snapshots: the retention of ${this.scheduleId} may stop keeping sets younger than their `
+        + `${lock.durationDays}-day lock: such sets are kept until their lock expires (SnapshotSetsLocked), then deleted by the next run`);
+    }
+  }
+
+  /** A tag-level Recycle Bin rule for the snapshots of this schedule. */
+  private createRecycleBinRule(period: Duration): rbin.CfnRule {
+    const days = period.toDays();
+    return new rbin.CfnRule(this, 'RecycleBinRule', {
+      resourceType: 'EBS_SNAPSHOT',
+      resourceTags: [{ resourceTagKey: SCHEDULE_TAG, resourceTagValue: this.scheduleId }],
+      retentionPeriod: { retentionPeriodUnit: 'DAYS', retentionPeriodValue: days },
+      // Recycle Bin takes at most 255 characters, with no line breaks or tabs.
+      description: `cdk-instance-snapshots: deleted snapshots of ${this.scheduleId} stay recoverable for ${days} days`.replace(/\s/g, ' ').slice(0, 255),
+    });
+  }
+
+  private createInstancesFailedAlarm(notify: cloudwatch.IAlarmAction, lifecycle: WorkerLifecycle): cloudwatch.Alarm {
     const period = Duration.hours(1);
+    // Only what the schedule can emit (every metric costs template bytes, 40 schedules a stack);
+    // a metric a run did not write counts as 0.
+    const lifecycleMetrics: Record<string, cloudwatch.IMetric> = {
+      ...(lifecycle.prunes ? { pruneFailures: this.metricPruneFailures({ period }) } : {}),
+      ...(lifecycle.locks ? { locksFailed: this.metricSnapshotLocksFailed({ period }) } : {}),
+    };
     const alarm = new cloudwatch.Alarm(this, 'InstancesFailedAlarm', {
-      alarmDescription: 'cdk-instance-snapshots: a run left instances without a snapshot set. Its summary log line names them and why: '
+      alarmDescription: `cdk-instance-snapshots: a run left instances without a snapshot set${lifecycle.locks ? ', could not lock new sets' : ''}`
+        + `${lifecycle.prunes ? ', or could not delete sets retention no longer keeps' : ''}. Its summary log line names them and why: `
         + 'fix that, then run the occurrence again (README, Operations).',
       metric: new cloudwatch.MathExpression({
-        expression: 'failed + notAttempted',
+        expression: ['failed + notAttempted', ...Object.keys(lifecycleMetrics).map((m) => `FILL(${m}, 0)`)].join(' + '),
         usingMetrics: {
           failed: this.metricInstancesFailed({ period }),
           notAttempted: this.metricInstancesNotAttempted({ period }),
+          ...lifecycleMetrics,
         },
         period,
       }),
@@ -769,7 +1034,7 @@ export class InstanceSnapshotSchedule extends Construct {
     return alarm;
   }
 
-  private createDashboard(): cloudwatch.Dashboard {
+  private createDashboard(withRetention: boolean): cloudwatch.Dashboard {
     const period = Duration.hours(1);
     const alarms = [this.instancesFailedAlarm, this.heartbeatAlarm, this.deadLetterQueueAlarm].filter((a): a is cloudwatch.Alarm => a !== undefined);
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
@@ -813,6 +1078,20 @@ export class InstanceSnapshotSchedule extends Construct {
       }),
       ...(alarms.length > 0 ? [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', width: 12, alarms })] : []),
     );
+    if (withRetention) {
+      dashboard.addWidgets(new cloudwatch.GraphWidget({
+        title: 'Retention (sets per run)',
+        width: 24,
+        left: [
+          this.metricSnapshotSetsDeleted({ period, label: 'Sets deleted' }),
+          this.metricSnapshotSetsInUse({ period, label: 'Kept: backs an AMI' }),
+          this.metricSnapshotSetsLocked({ period, label: 'Kept: locked' }),
+          this.metricPruneFailures({ period, label: 'Deletions failed' }),
+          this.metricSnapshotLocksFailed({ period, label: 'Locks failed' }),
+        ],
+        right: [this.metricSnapshotsDeleted({ period, label: 'Snapshots deleted' })],
+      }));
+    }
     return dashboard;
   }
 
@@ -834,13 +1113,14 @@ export class InstanceSnapshotSchedule extends Construct {
   }
 
   /** Least privilege for this schedule: its instances (by tag), their volumes, snapshots tagged with its id, its log group. */
-  private workerStatements(props: InstanceSnapshotScheduleProps): iam.PolicyStatement[] {
+  private workerStatements(props: InstanceSnapshotScheduleProps, lifecycle: WorkerLifecycle): iam.PolicyStatement[] {
     const stack = Stack.of(this);
     const instanceTagConditions: Record<string, string[]> = {};
     for (const [key, values] of Object.entries(props.instanceTags)) {
       instanceTagConditions[`aws:ResourceTag/${key}`] = values;
     }
     const snapshotArn = stack.formatArn({ service: 'ec2', account: '', resource: 'snapshot', resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const taggedWithThisSchedule = { StringEquals: { [`aws:ResourceTag/${SCHEDULE_TAG}`]: this.scheduleId } };
     return [
       new iam.PolicyStatement({
         sid: 'CreateSnapshotsOfSelectedInstances',
@@ -865,11 +1145,27 @@ export class InstanceSnapshotSchedule extends Construct {
         resources: [snapshotArn],
         conditions: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshots' } },
       }),
-      // DescribeInstances, DescribeSnapshots and DescribeVolumes support no resource-level
-      // permissions: EC2 offers no resource type for them, so `Resource: '*'` is the only form.
+      // Only snapshots that carry this schedule's tag: never another schedule's, nor anyone else's.
+      ...(lifecycle.prunes ? [new iam.PolicyStatement({
+        sid: 'DeleteSnapshotsOfThisSchedule',
+        actions: ['ec2:DeleteSnapshot'],
+        resources: [snapshotArn],
+        conditions: taggedWithThisSchedule,
+      })] : []),
+      ...(lifecycle.locks ? [new iam.PolicyStatement({
+        sid: 'LockSnapshotsOfThisSchedule',
+        actions: ['ec2:LockSnapshot'],
+        resources: [snapshotArn],
+        conditions: taggedWithThisSchedule,
+      })] : []),
+      // DescribeInstances, DescribeSnapshots, DescribeVolumes, DescribeImages and
+      // DescribeLockedSnapshots support no resource-level permissions: EC2 offers no resource type
+      // for them, so `Resource: '*'` is the only form.
       new iam.PolicyStatement({
         sid: 'DescribeHasNoResourceType',
-        actions: ['ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes'],
+        // With retention: which snapshots back an AMI (DescribeImages); with retention or a lock:
+        // which snapshots are locked and until when (DescribeLockedSnapshots).
+        actions: describeActions(lifecycle),
         resources: ['*'],
       }),
       new iam.PolicyStatement({
@@ -879,6 +1175,43 @@ export class InstanceSnapshotSchedule extends Construct {
       }),
     ];
   }
+}
+
+/** The gone-instance period when `goneInstanceRetention` is not given. */
+const DEFAULT_GONE_INSTANCE_RETENTION = Duration.days(90);
+
+/** The schedule ids claimed in each app, by account/Region: value -> the path of the construct that has it. */
+const CLAIMED_SCHEDULE_IDS = new WeakMap<IConstruct, Map<string, string>>();
+
+/**
+ * Claims a schedule id in its app for its stack's account and Region, or throws naming the
+ * construct that has it already. Unresolved accounts or Regions compare by their token text: two
+ * environment-agnostic stacks count as the same account and Region (they may be deployed there).
+ */
+function claimScheduleId(construct: Construct, scheduleId: string): void {
+  const stack = Stack.of(construct);
+  const where = `${stack.account}/${stack.region}`;
+  let claimed = CLAIMED_SCHEDULE_IDS.get(construct.node.root);
+  if (!claimed) CLAIMED_SCHEDULE_IDS.set(construct.node.root, claimed = new Map());
+  const key = JSON.stringify([scheduleId, where]);
+  const holder = claimed.get(key);
+  if (holder !== undefined) {
+    const place = Token.isUnresolved(where) ? 'the same account and Region' : `account/Region ${where}`;
+    throw new Error(`scheduleId must be unique per account and Region: ${holder} and ${construct.node.path} both have it in ${place} `
+      + `(their snapshots, locks, metrics and permissions would mix), got: ${show(scheduleId)}`);
+  }
+  claimed.set(key, construct.node.path);
+}
+
+/**
+ * The shortest age at which the retention may stop keeping a set, as far as the construct can
+ * tell: the age rule, and the count rule times the schedule's interval when it is known. Calendar
+ * rules can drop a set as soon as a newer one shares its bucket, so they add nothing here.
+ */
+function keptAtLeastSeconds(retention: RetentionSpec, expression: scheduler.ScheduleExpression): number {
+  const interval = scheduleInterval(expression);
+  const byCount = retention.count !== undefined && interval ? retention.count * interval.toSeconds() : 0;
+  return Math.max(retention.maxAgeSeconds ?? 0, byCount);
 }
 
 /** At most 512 characters, and never a CDK token cut in half. */

@@ -86,6 +86,11 @@ describe('what the construct synthesizes is what the worker accepts', () => {
     const { requests } = synthesize({ ...FULL_PROPS, dryRun: true, createSnapshotsPerSecond: 20 });
 
     expect(parseRunRequest(JSON.parse(requests.SnapshotStep))).toEqual(expect.objectContaining({
+      scheduleId: 'backups/nightly-prod',
+      excludeInstanceTags: { Backup: ['never'], Lifecycle: ['decommissioning'] },
+      lock: { mode: 'governance', durationDays: 7 },
+      retention: { count: 7, daily: 14, weekly: 8, monthly: 12, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
+      deleteSnapshotsPerSecond: 10,
       instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
       excludeBootVolume: true,
       excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
@@ -129,8 +134,10 @@ describe('parseRunRequest rejects requests it cannot honour, naming every field'
 
   test.each<[string, unknown, string[]]>([
     ['not an object', 'hello', ['event: the event must be a JSON object, got: "hello"']],
-    ['a version 1 request (execution id and scheduled time inside)', { ...valid, version: 1, executionId: 'e', scheduledTime: '2026-11-24T02:30:00Z' }, ['request: the request has fields no version 2 request has, got: ["executionId","scheduledTime"]', 'version: version must be 2, got: 1']],
-    ['a version from the future', { ...valid, version: 3 }, ['version: version must be 2, got: 3']],
+    ['a version 1 request (execution id and scheduled time inside)', { ...valid, version: 1, executionId: 'e', scheduledTime: '2026-11-24T02:30:00Z' }, [
+      `request: the request has fields no version ${REQUEST_VERSION} request has, got: ["executionId","scheduledTime"]`, `version: version must be ${REQUEST_VERSION}, got: 1`,
+    ]],
+    ['a version from the future', { ...valid, version: REQUEST_VERSION + 1 }, [`version: version must be ${REQUEST_VERSION}, got: ${REQUEST_VERSION + 1}`]],
     ['no schedule id', { ...valid, scheduleId: undefined }, ['scheduleId: scheduleId must be a non-empty string, got: undefined']],
     ['a schedule id with white space around it', { ...valid, scheduleId: ' S/N' }, ['scheduleId: scheduleId must not start or end with white space, got: " S/N"']],
     ['no instance tags', { ...valid, instanceTags: undefined }, ['instanceTags: instanceTags must be an object of tag key -> values, got: undefined']],

@@ -8,19 +8,46 @@ import * as iam from 'aws-cdk-lib/aws-iam';
  * cdk-nag is not a dependency of this library.
  */
 
-const DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
+/** What the worker does besides creating snapshots: each adds actions to its role (see `workerStatements`). */
+export interface WorkerLifecycle {
+  /** Retention: `ec2:DeleteSnapshot`, `ec2:DescribeImages`, `ec2:DescribeLockedSnapshots`. */
+  readonly prunes: boolean;
+  /** Locks: `ec2:LockSnapshot`, `ec2:DescribeLockedSnapshots`. */
+  readonly locks: boolean;
+}
+
+/** The worker's describe actions, which take no resource ARN. */
+export function describeActions(lifecycle: WorkerLifecycle): string[] {
+  return [
+    'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
+    ...(lifecycle.prunes ? ['ec2:DescribeImages'] : []),
+    ...(lifecycle.prunes || lifecycle.locks ? ['ec2:DescribeLockedSnapshots'] : []),
+  ];
+}
+
+function describeReason(lifecycle: WorkerLifecycle): string {
+  const actions = describeActions(lifecycle);
+  return `${actions.slice(0, -1).join(', ')} and ${actions[actions.length - 1]} support no resource-level permissions (EC2 has no resource type for them): `
+    + '"*" is the only resource IAM accepts.';
+}
+
+function snapshotReason(lifecycle: WorkerLifecycle): string {
+  const later = [...(lifecycle.prunes ? ['DeleteSnapshot'] : []), ...(lifecycle.locks ? ['LockSnapshot'] : [])];
+  return 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions'
+    + (later.length > 0 ? `, and ${later.join(' and ')} by aws:ResourceTag (this schedule's tag).` : '.');
+}
 
 /**
  * The worker's role: `ec2:Describe*` take no resource ARN; instance, volume and snapshot ids are
  * unknown at deploy time (`instance/*`, `volume/*`, `snapshot/*` under conditions).
  */
-export function acknowledgeWorkerWildcards(role: iam.Role): void {
+export function acknowledgeWorkerWildcards(role: iam.Role, lifecycle: WorkerLifecycle = { prunes: false, locks: false }): void {
   const stack = Stack.of(role);
-  Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: DESCRIBE_REASON });
+  Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: describeReason(lifecycle) });
   const forced: Array<[resource: string, account: string | undefined, reason: string]> = [
     ['instance', undefined, 'Instances are selected by tag at run time, so their ids are unknown at deploy time; the statement is limited by aws:ResourceTag conditions on the selecting tags.'],
     ['volume', undefined, 'CreateSnapshots snapshots the volumes attached to a selected instance, whose ids are unknown at deploy time; the instance statement limits which instances are snapshotted.'],
-    ['snapshot', '', 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions.'],
+    ['snapshot', '', snapshotReason(lifecycle)],
   ];
   for (const [resource, account, reason] of forced) {
     const arn = stack.formatArn({ service: 'ec2', account, resource, resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });

@@ -47,7 +47,7 @@ export function warnIfPolicyTooLarge(scope: Construct, roleName: string, documen
   if (size > ROLE_INLINE_POLICY_LIMIT) {
     Annotations.of(scope).addWarningV2('cdk-instance-snapshots:policyTooLarge',
       `the inline policy of ${roleName} may reach ${size} characters once deployed, and IAM allows ${ROLE_INLINE_POLICY_LIMIT} per role: `
-      + 'fewer instanceTags values or a shorter construct path keep it deployable');
+      + 'fewer instanceTags values or a shorter scheduleId (by default the construct path) keep it deployable');
   }
   return size;
 }

@@ -149,6 +149,9 @@ export const LIFECYCLE_LIMITS = {
   minGoneInstanceSeconds: 86_400,
 };
 
+/** The longest age and gone-instance period a retention may name, in seconds (100 years). */
+export const MAX_LIFECYCLE_SECONDS = 100 * 366 * 86_400;
+
 /** EC2's default DeleteSnapshot refill rate per account and Region (calls per second). */
 export const DEFAULT_DELETE_SNAPSHOTS_PER_SECOND = 5;
 
@@ -518,7 +521,10 @@ export function checkCallsPerSecond(rate: number, prop: string, ec2Default: numb
 }
 
 /** Checks `excludeInstanceTags`: each key with at least one value, within EC2's lengths (may be empty). */
-export function checkExcludeInstanceTags(tags: Record<string, readonly string[]>, isUnresolved: (s: string) => boolean = () => false): ContractViolation[] {
+export function checkExcludeInstanceTags(
+  tags: Record<string, readonly string[]>,
+  isUnresolved: (s: string) => boolean = () => false,
+): ContractViolation[] {
   return checkTagValuesMap('excludeInstanceTags', tags, isUnresolved);
 }
 
@@ -583,7 +589,7 @@ export function checkRetentionSpec(value: unknown, prop = 'retention'): Contract
   if (value.count !== undefined && !isWholeIn(value.count, L.minCount, L.maxCount)) {
     out.push({ prop, message: `${prop} count must be a whole number of sets from ${L.minCount} to ${L.maxCount}, got: ${show(value.count)}` });
   }
-  if (value.maxAgeSeconds !== undefined && !isWholeIn(value.maxAgeSeconds, 1, 100 * 366 * 86_400)) {
+  if (value.maxAgeSeconds !== undefined && !isWholeIn(value.maxAgeSeconds, 1, MAX_LIFECYCLE_SECONDS)) {
     out.push({ prop, message: `${prop} age must be a whole number of seconds from 1 to 100 years, got: ${show(value.maxAgeSeconds)} seconds` });
   }
   for (const key of CALENDAR_KEYS) {
@@ -597,7 +603,7 @@ export function checkRetentionSpec(value: unknown, prop = 'retention'): Contract
   if (typeof value.timeZone !== 'string' || !isKnownTimeZone(value.timeZone)) {
     out.push({ prop, message: `${prop} time zone must be an IANA time zone such as "Europe/Berlin", got: ${show(value.timeZone)}` });
   }
-  if (!isWholeIn(value.goneInstanceSeconds, L.minGoneInstanceSeconds, 100 * 366 * 86_400)) {
+  if (!isWholeIn(value.goneInstanceSeconds, L.minGoneInstanceSeconds, MAX_LIFECYCLE_SECONDS)) {
     out.push({ prop, message: `${prop} for gone instances must be a whole number of seconds from ${L.minGoneInstanceSeconds} (1 day) to 100 years, got: ${show(value.goneInstanceSeconds)} seconds` });
   }
   return out;

@@ -1,21 +1,54 @@
 import { Annotations, Token } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { heartbeatPeriodProblem } from './heartbeat';
+import { isDuration, isTokenValue, MAX_LIFECYCLE_SECONDS, showDuration, wholeUnits } from './lifecycle';
 import {
+  checkCallsPerSecond,
   checkCreateSnapshotsPerSecond,
   checkDescription,
   checkExcludeDataVolumeIds,
   checkExcludeDataVolumeTags,
+  checkExcludeInstanceTags,
   checkInstanceTags,
+  checkLocation,
   checkOutpostArn,
+  checkScheduleId,
   checkSnapshotTags,
   ContractViolation,
+  DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
+  LIFECYCLE_LIMITS,
   show,
 } from './request-contract';
 import { describeTopic } from './shared-resources';
 import { CopyTagsFromSource } from '../copy-tags-from-source';
 import type { InstanceSnapshotScheduleProps } from '../instance-snapshot-schedule';
 import { LogLevel } from '../log-level';
+import { Retention } from '../retention';
+import { SnapshotLocation } from '../snapshot-location';
+import { SnapshotLock } from '../snapshot-lock';
+
+/** The longest schedule id: it is the value of the metrics' `Schedule` dimension, which aws-cdk-lib limits to 255 characters. */
+export const MAX_DIMENSION_VALUE_LENGTH = 255;
+
+/** Checks that a schedule id fits the metrics' dimension value (one character shorter than a tag value). */
+export function checkDimensionValue(scheduleId: string, prop: string): ContractViolation[] {
+  if (scheduleId.length > MAX_DIMENSION_VALUE_LENGTH) {
+    return [{
+      prop,
+      message: `${prop} must be at most ${MAX_DIMENSION_VALUE_LENGTH} characters (it is the value of the metrics' Schedule dimension), got: ${show(scheduleId)} (${scheduleId.length})`,
+    }];
+  }
+  return [];
+}
+
+/** Recycle Bin keeps deleted EBS snapshots 1 to 365 days. */
+export const RECYCLE_BIN_DAYS = { min: 1, max: 365 };
+
+/** EC2's `Location` value for each `SnapshotLocation`. */
+export const LOCATION_VALUES: Record<SnapshotLocation, string> = {
+  [SnapshotLocation.REGIONAL]: 'regional',
+  [SnapshotLocation.LOCAL]: 'local',
+};
 
 /** Warns about tag keys and values with white space at either end: they almost never match an instance. */
 function warnAboutPadding(scope: Construct, prop: string, tags: Record<string, unknown> | undefined): void {
@@ -64,6 +97,11 @@ export function validateProps(scope: Construct, props: InstanceSnapshotScheduleP
   if (tagMap('excludeDataVolumeTags', props.excludeDataVolumeTags, false)) {
     violations.push(...checkExcludeDataVolumeTags(props.excludeDataVolumeTags!, unresolved));
     warnAboutPadding(scope, 'excludeDataVolumeTags', props.excludeDataVolumeTags);
+  }
+  if (tagMap('excludeInstanceTags', props.excludeInstanceTags, false)) {
+    violations.push(...checkExcludeInstanceTags(props.excludeInstanceTags!, unresolved));
+    violations.push(...excludesEverything(props.instanceTags, props.excludeInstanceTags!));
+    warnAboutPadding(scope, 'excludeInstanceTags', props.excludeInstanceTags);
   }
   if (props.snapshotTags !== undefined && !Token.isUnresolved(props.snapshotTags)) {
     if (props.snapshotTags === null || typeof props.snapshotTags !== 'object' || Array.isArray(props.snapshotTags)) {
@@ -114,6 +152,7 @@ export function validateProps(scope: Construct, props: InstanceSnapshotScheduleP
       : heartbeatPeriodProblem(props.heartbeatPeriod);
     if (problem) violations.push({ prop: 'heartbeatPeriod', message: problem });
   }
+  violations.push(...lifecycleViolations(props));
   if (props.notificationTopic?.fifo) {
     violations.push({
       prop: 'notificationTopic',
@@ -131,4 +170,91 @@ export function validateProps(scope: Construct, props: InstanceSnapshotScheduleP
     // Every problem at once, one per line, so a user fixes them in one pass.
     throw new Error(violations.map((v) => v.message).join('\n'));
   }
+}
+
+/**
+ * `excludeInstanceTags` that leave nothing to select: a key of `instanceTags` whose every accepted
+ * value is excluded (an instance must carry one of them, and carrying any excludes it).
+ */
+function excludesEverything(instanceTags: unknown, exclude: { [key: string]: string[] }): ContractViolation[] {
+  if (typeof instanceTags !== 'object' || instanceTags === null || Token.isUnresolved(instanceTags)) return [];
+  const out: ContractViolation[] = [];
+  for (const [key, excluded] of Object.entries(exclude)) {
+    const accepted: unknown = (instanceTags as Record<string, unknown>)[key];
+    if (Token.isUnresolved(key) || !Array.isArray(accepted) || accepted.length === 0 || !Array.isArray(excluded)) continue;
+    if (accepted.some((v) => typeof v !== 'string' || Token.isUnresolved(v))) continue;
+    if (accepted.every((v) => excluded.includes(v))) {
+      out.push({
+        prop: 'excludeInstanceTags',
+        message: `excludeInstanceTags[${show(key)}] excludes every value instanceTags accepts for that key, so no instance could ever be selected, `
+          + `got: ${show(excluded)} excluding instanceTags[${show(key)}] ${show(accepted)}`,
+      });
+    }
+  }
+  return out;
+}
+
+/** Checks the identity and lifecycle props: scheduleId, retention, lock, Recycle Bin, location and the DeleteSnapshot rate. */
+function lifecycleViolations(props: InstanceSnapshotScheduleProps): ContractViolation[] {
+  const out: ContractViolation[] = [];
+  const scheduleId: unknown = props.scheduleId;
+  if (scheduleId !== undefined) {
+    if (typeof scheduleId === 'string' && Token.isUnresolved(scheduleId)) {
+      out.push({
+        prop: 'scheduleId',
+        message: `scheduleId must be written out in the app (it is the snapshots' tag value, IAM conditions and the metrics dimension), got: ${show(scheduleId)}`,
+      });
+    } else {
+      const problems = checkScheduleId(scheduleId as string, 'scheduleId');
+      out.push(...(problems.length > 0 ? problems : checkDimensionValue(scheduleId as string, 'scheduleId')));
+    }
+  }
+  if (props.retention !== undefined && !(props.retention instanceof Retention)) {
+    out.push({ prop: 'retention', message: `retention must be made with Retention.count(), .age(), .calendar() or .anyOf(), got: ${show(props.retention)}` });
+  }
+  if (props.lock !== undefined && !(props.lock instanceof SnapshotLock)) {
+    out.push({ prop: 'lock', message: `lock must be made with SnapshotLock.governance() or SnapshotLock.compliance(), got: ${show(props.lock)}` });
+  }
+  if (props.goneInstanceRetention !== undefined) {
+    const gone = props.goneInstanceRetention;
+    if (props.retention === undefined) {
+      out.push({
+        prop: 'goneInstanceRetention',
+        message: `goneInstanceRetention only applies with retention (without it nothing is deleted): set retention or leave it out, got: ${showDuration(gone)}`,
+      });
+    } else if (isTokenValue(gone)) {
+      out.push({ prop: 'goneInstanceRetention', message: 'goneInstanceRetention must be written out in the app (the worker evaluates it from the rendered request), got: an unresolved token' });
+    } else if (wholeUnits(gone, 1, LIFECYCLE_LIMITS.minGoneInstanceSeconds, MAX_LIFECYCLE_SECONDS) === undefined) {
+      out.push({ prop: 'goneInstanceRetention', message: `goneInstanceRetention must be whole seconds from 1 day to 36600 days (100 years), got: ${showDuration(gone)}` });
+    }
+  }
+  if (props.recycleBinRetention !== undefined) {
+    const bin = props.recycleBinRetention;
+    if (isTokenValue(bin) || wholeUnits(bin, 86_400, RECYCLE_BIN_DAYS.min, RECYCLE_BIN_DAYS.max) === undefined) {
+      out.push({
+        prop: 'recycleBinRetention',
+        message: `recycleBinRetention must be whole days from ${RECYCLE_BIN_DAYS.min} to ${RECYCLE_BIN_DAYS.max} (Recycle Bin's range for EBS snapshots), `
+          + `got: ${isDuration(bin) ? showDuration(bin) : show(bin)}`,
+      });
+    }
+  }
+  if (props.location !== undefined) {
+    const location = LOCATION_VALUES[props.location];
+    if (location === undefined) {
+      out.push({ prop: 'location', message: `location must be a SnapshotLocation member, got: ${show(props.location)}` });
+    } else {
+      out.push(...checkLocation(location, props.outpostArn));
+    }
+  }
+  if (props.deleteSnapshotsPerSecond !== undefined) {
+    if (props.retention === undefined) {
+      out.push({
+        prop: 'deleteSnapshotsPerSecond',
+        message: `deleteSnapshotsPerSecond only applies with retention (without it nothing is deleted): set retention or leave it out, got: ${show(props.deleteSnapshotsPerSecond)}`,
+      });
+    } else if (!Token.isUnresolved(props.deleteSnapshotsPerSecond)) {
+      out.push(...checkCallsPerSecond(props.deleteSnapshotsPerSecond, 'deleteSnapshotsPerSecond', DEFAULT_DELETE_SNAPSHOTS_PER_SECOND));
+    }
+  }
+  return out;
 }

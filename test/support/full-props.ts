@@ -3,11 +3,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { CopyTagsFromSource, InstanceSnapshotScheduleProps, LogLevel } from '../../src';
+import { CopyTagsFromSource, InstanceSnapshotScheduleProps, LogLevel, Retention, SnapshotLock } from '../../src';
 
 /** Every prop set to a non-default value (but `alarms`, left on to be covered), but the four that need constructs of their own. */
 export const FULL_PROPS = {
   instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
+  excludeInstanceTags: { Backup: ['never'], Lifecycle: ['decommissioning'] },
   schedule: scheduler.ScheduleExpression.cron({ hour: '2', minute: '30', timeZone: TimeZone.EUROPE_BERLIN }),
   excludeBootVolume: true,
   excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
@@ -28,7 +29,19 @@ export const FULL_PROPS = {
   expectedMinimumInstances: 3,
   heartbeatPeriod: Duration.hours(30),
   dashboard: true,
+  retention: Retention.anyOf(Retention.count(7), Retention.calendar({ daily: 14, weekly: 8, monthly: 12 })),
+  goneInstanceRetention: Duration.days(30),
+  deleteSnapshotsPerSecond: 10,
+  lock: SnapshotLock.governance(Duration.days(7)),
+  recycleBinRetention: Duration.days(14),
+  scheduleId: 'backups/nightly-prod',
 } satisfies InstanceSnapshotScheduleProps;
+
+/**
+ * Every prop, but `location`: EC2 takes either an Outpost ARN or a Location, never both, so the
+ * full props keep `outpostArn` and the lifecycle tests cover `location` (test/lifecycle-construct.test.ts).
+ */
+export type EveryProp = Required<Omit<InstanceSnapshotScheduleProps, 'location'>> & Pick<InstanceSnapshotScheduleProps, 'location'>;
 
 /**
  * Every prop of InstanceSnapshotSchedule, shared by the construct, contract and nag tests.
@@ -39,6 +52,6 @@ export function fullProps(
   scheduleGroup: scheduler.IScheduleGroup,
   logGroup: logs.ILogGroup,
   notificationTopic: sns.ITopic,
-): Required<InstanceSnapshotScheduleProps> {
+): EveryProp {
   return { ...FULL_PROPS, deadLetterQueue, scheduleGroup, logGroup, notificationTopic };
 }
