@@ -1,8 +1,8 @@
 import {
   CreateSnapshotsCommand,
-  DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeInstancesCommandOutput,
+  DescribeRegionsCommand,
   DescribeSnapshotsCommand,
   DescribeSnapshotsCommandOutput,
   EC2Client,
@@ -194,7 +194,7 @@ describe('DescribeInstances', () => {
       clients.push(ec2);
       const out = await ec2.send(new DescribeInstancesCommand({}));
       expect(out.Reservations).toHaveLength(1);
-      const err = await serviceError(() => ec2.send(new DescribeImagesCommand({})));
+      const err = await serviceError(() => ec2.send(new DescribeRegionsCommand({})));
       expect([err.name, err.$metadata.httpStatusCode]).toEqual(['InvalidAction', 400]);
     } finally {
       if (saved === undefined) {
@@ -203,7 +203,7 @@ describe('DescribeInstances', () => {
         process.env.AWS_ENDPOINT_URL_EC2 = saved;
       }
     }
-    expect(sim.calls.map((c) => c.action)).toEqual(['DescribeInstances', 'DescribeImages']);
+    expect(sim.calls.map((c) => c.action)).toEqual(['DescribeInstances', 'DescribeRegions']);
   });
 });
 
@@ -492,7 +492,7 @@ describe('DescribeSnapshots', () => {
     expect(missing.name).toBe('InvalidSnapshot.NotFound');
     const tokenReuse = await serviceError(() => ec2.send(new DescribeSnapshotsCommand({ MaxResults: 5, NextToken: pages[0].NextToken })));
     expect(tokenReuse.name).toBe('InvalidPaginationToken');
-    expect((await serviceError(() => ec2.send(new DescribeSnapshotsCommand({ MaxResults: 2000 })))).name).toBe('InvalidParameterValue');
+    expect((await serviceError(() => ec2.send(new DescribeSnapshotsCommand({ MaxResults: 4 })))).name).toBe('InvalidParameterValue');
   });
 });
 

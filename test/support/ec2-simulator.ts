@@ -1,6 +1,8 @@
 /**
  * In-process simulator of the subset of the Amazon EC2 *query protocol* used by the
- * snapshot code: DescribeInstances, CreateSnapshots, DescribeSnapshots and DescribeVolumes; and of Lambda's
+ * snapshot code: DescribeInstances, CreateSnapshots, DescribeSnapshots and DescribeVolumes; the
+ * snapshot lifecycle: DeleteSnapshot, LockSnapshot, DescribeLockedSnapshots and DescribeImages (for the
+ * images registered with `registerImage`); and of Lambda's
  * `Invoke` (REST-JSON, `POST /2015-03-31/functions/{name}/invocations`), which only records the
  * payload (the handler's continuation), so `AWS_ENDPOINT_URL_LAMBDA` can point here too.
  *
@@ -8,6 +10,10 @@
  * `AWS_ENDPOINT_URL_EC2`). Requests are form-encoded POSTs (`Action=...&Version=2016-11-15&...`),
  * answers are EC2 style XML; errors use the EC2 `<Response><Errors><Error>` envelope and
  * the `x-amzn-requestid` header, which the SDK copies into `$metadata.requestId`.
+ *
+ * Snapshot states, lock states and time stamps follow the simulator's clock (`clock`, default
+ * `Date.now`), computed when read: there are no timers. Token buckets and the per-volume interval
+ * use real time.
  *
  * Only Node built-ins are used. Signatures are not checked.
  */
@@ -27,6 +33,8 @@ export interface SimInstance {
   outpostArn?: string;
 }
 
+export type SimSnapshotState = 'pending' | 'completed' | 'error';
+
 export interface SimSnapshot {
   snapshotId: string;
   volumeId: string;
@@ -34,8 +42,66 @@ export interface SimSnapshot {
   description?: string;
   tags: Record<string, string>;
   outpostArn?: string;
+  /** the `Location` of the CreateSnapshots call (`local`: in the instance's Local Zone); absent when the call had none */
+  location?: 'regional' | 'local';
   /** epoch ms; the same for all snapshots of one CreateSnapshots call */
   startTimeMs: number;
+  /**
+   * default 'completed'. With `snapshotCompletionMs` a new snapshot is 'pending' until that many ms
+   * after its start time; `setSnapshotState` fixes a state. Kept up to date on the objects that
+   * `snapshots` and `snapshot()` return.
+   */
+  state?: SimSnapshotState;
+  /** '100%' when completed; while pending it rises with time (as of the last read) */
+  progress?: string;
+}
+
+/** What `seedSnapshots` takes: a snapshot whose id (default: generated), tags ({}) and start time (now) may be left out. */
+export type SimSnapshotSeed = Omit<SimSnapshot, 'snapshotId' | 'tags' | 'startTimeMs'> & Partial<Pick<SimSnapshot, 'snapshotId' | 'tags' | 'startTimeMs'>>;
+
+/** One snapshot deleted by DeleteSnapshot. */
+export interface SimDeletion {
+  snapshotId: string;
+  /** epoch ms on the simulator's clock */
+  atMs: number;
+  snapshot: SimSnapshot;
+}
+
+export type SimLockMode = 'governance' | 'compliance';
+export type SimLockState = 'governance' | 'compliance-cooloff' | 'compliance' | 'expired';
+
+/** A snapshot lock as set by LockSnapshot (or `setSnapshotLock`): what was asked for. */
+export interface SimLockSpec {
+  mode: SimLockMode;
+  /** days, counted from when the snapshot is completed (or from the lock, if later); or `expirationDateMs` */
+  lockDurationDays?: number;
+  expirationDateMs?: number;
+  /** compliance mode only: hours from the lock's creation during which it can still be changed */
+  coolOffPeriodHours?: number;
+  /** default: now */
+  createdOnMs?: number;
+}
+
+/** A snapshot lock as DescribeLockedSnapshots shows it now. */
+export interface SimSnapshotLock {
+  snapshotId: string;
+  lockState: SimLockState;
+  lockDurationDays?: number;
+  coolOffPeriodHours?: number;
+  coolOffPeriodExpiresOnMs?: number;
+  lockCreatedOnMs: number;
+  /** absent while the snapshot is pending */
+  lockDurationStartTimeMs?: number;
+  /** absent while the snapshot is pending (unless the lock has an expiration date) */
+  lockExpiresOnMs?: number;
+}
+
+/** An AMI registered with `registerImage`: it keeps its snapshots from being deleted. */
+export interface SimImage {
+  imageId: string;
+  /** first one is the root device (/dev/xvda), others /dev/sdf, /dev/sdg... */
+  snapshotIds: string[];
+  creationDateMs: number;
 }
 
 export interface SimCall {
@@ -58,7 +124,7 @@ export interface Ec2SimulatorOptions {
   instances?: SimInstance[];
   /** token bucket applied to CreateSnapshots (RequestLimitExceeded, HTTP 503 like EC2) */
   createSnapshotsBucket?: TokenBucketOptions;
-  /** token bucket applied to DescribeInstances, DescribeSnapshots and DescribeVolumes together */
+  /** token bucket applied to DescribeInstances, DescribeSnapshots, DescribeVolumes, DescribeLockedSnapshots and DescribeImages together */
   describeBucket?: TokenBucketOptions;
   /** minimum ms between two snapshots of one volume (EC2: 15000) -> SnapshotCreationPerVolumeRateExceeded (400); default 15000; 0 disables */
   perVolumeIntervalMs?: number;
@@ -75,6 +141,18 @@ export interface Ec2SimulatorOptions {
    * consistency); default 0. The per-volume rate check still sees it at once.
    */
   describeSnapshotsLagMs?: number;
+  /**
+   * a new snapshot (created, or seeded without a state) is 'pending' until this many ms after its
+   * start time, then 'completed' (computed when read); default 0: completed at once
+   */
+  snapshotCompletionMs?: number;
+  /** token bucket applied to DeleteSnapshot, on its own (EC2: capacity 100, refill 5 per second); RequestLimitExceeded, HTTP 503 */
+  deleteSnapshotBucket?: TokenBucketOptions;
+  /**
+   * the simulator's clock, epoch ms: start times, call times, snapshot completion and lock states
+   * follow it (inject one to move time forward by hours or days); default `Date.now`
+   */
+  clock?: () => number;
 }
 
 /** One Lambda `Invoke` request received (and accepted) by the simulator. */
@@ -142,6 +220,21 @@ const SNAPSHOT_FILTERS = new Set([
   'outpost-arn',
 ]);
 
+const LOCKED_SNAPSHOT_FILTERS = new Set(['lock-state']);
+
+const IMAGE_FILTERS = new Set([
+  'image-id',
+  'state',
+  'owner-id',
+  'block-device-mapping.snapshot-id',
+]);
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** LockSnapshot: LockDuration 1 to 36,500 days, CoolOffPeriod 1 to 72 hours */
+const MAX_LOCK_DURATION_DAYS = 36_500;
+const MAX_COOL_OFF_HOURS = 72;
+
 /** An error answered to the client in the EC2 error envelope. */
 class SimError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -162,6 +255,36 @@ interface InstanceRecord {
 interface Filter {
   name: string;
   values: string[];
+}
+
+/** A snapshot as the simulator keeps it: the public object plus what indexes and states need. */
+interface SnapshotRecord {
+  readonly snap: SimSnapshot;
+  /** creation order, never reused: index lists are sorted by it and page tokens point into it */
+  readonly seq: number;
+  /** setsByInstance without a tag key: one CreateSnapshots call, or one seeded start time */
+  readonly group: string;
+  /** false once deleted (index lists drop dead records lazily) */
+  alive: boolean;
+  /** pending on its own: completes at this time (simulator clock); cleared when it completes or its state is set */
+  completesAtMs?: number;
+  /** when it became completed; undefined while pending or in error */
+  completedAtMs?: number;
+  lock?: LockRecord;
+}
+
+interface LockRecord {
+  mode: SimLockMode;
+  createdOnMs: number;
+  durationDays?: number;
+  expirationDateMs?: number;
+  coolOffHours?: number;
+}
+
+/** Records sorted by `seq`, possibly holding deleted ones (`dead` of them) until compacted. */
+interface IndexList {
+  items: SnapshotRecord[];
+  dead: number;
 }
 
 interface Page<T> {
@@ -198,32 +321,84 @@ class TokenBucket {
   }
 }
 
+/** Min-heap of the snapshots pending on their own, by completion time: completing them costs O(log n) each, not a scan. */
+class CompletionQueue {
+  private readonly heap: Array<{ atMs: number; record: SnapshotRecord }> = [];
+
+  push(record: SnapshotRecord, atMs: number): void {
+    const heap = this.heap;
+    heap.push({ atMs, record });
+    let k = heap.length - 1;
+    while (k > 0) {
+      const parent = Math.floor((k - 1) / 2);
+      if (heap[parent].atMs <= heap[k].atMs) break;
+      [heap[parent], heap[k]] = [heap[k], heap[parent]];
+      k = parent;
+    }
+  }
+
+  /** Removes and returns the records due at `nowMs` (in completion order). */
+  popDue(nowMs: number): Array<{ atMs: number; record: SnapshotRecord }> {
+    const due: Array<{ atMs: number; record: SnapshotRecord }> = [];
+    const heap = this.heap;
+    while (heap.length > 0 && heap[0].atMs <= nowMs) {
+      due.push(heap[0]);
+      const last = heap.pop()!;
+      if (heap.length === 0) break;
+      heap[0] = last;
+      let k = 0;
+      for (;;) {
+        const left = 2 * k + 1;
+        const right = left + 1;
+        let least = k;
+        if (left < heap.length && heap[left].atMs < heap[least].atMs) least = left;
+        if (right < heap.length && heap[right].atMs < heap[least].atMs) least = right;
+        if (least === k) break;
+        [heap[least], heap[k]] = [heap[k], heap[least]];
+        k = least;
+      }
+    }
+    return due;
+  }
+}
+
 export class Ec2Simulator {
   /** every request, in arrival order */
   readonly calls: SimCall[] = [];
-  /** every snapshot created, in creation order */
-  readonly snapshots: SimSnapshot[] = [];
   /** every accepted Lambda Invoke, in arrival order (also recorded in `calls` as action `Invoke`) */
   readonly invocations: SimInvocation[] = [];
+  /** every snapshot deleted by DeleteSnapshot, in order */
+  readonly deletions: SimDeletion[] = [];
 
   private readonly instances = new Map<string, InstanceRecord>();
   private readonly faults: FaultRule[] = [];
   private readonly createBucket?: TokenBucket;
   private readonly describeBucket?: TokenBucket;
+  private readonly deleteBucket?: TokenBucket;
   private readonly perVolumeIntervalMs: number;
   private readonly latencyMs: number | ((call: SimCall) => number);
   private readonly accountId: string;
   private readonly describeSnapshotsLagMs: number;
+  private readonly snapshotCompletionMs: number;
+  private readonly now: () => number;
   /** action -> number of calls so far */
   private readonly actionCounts = new Map<string, number>();
   /** volumeId -> performance.now() of its last snapshot */
   private readonly lastSnapshotAt = new Map<string, number>();
-  /** snapshotId -> index (in `calls`) of the CreateSnapshots call that made it */
-  private readonly snapshotCall = new Map<string, number>();
+  /** every current snapshot and the deleted ones not yet compacted away, in creation order */
+  private readonly allSnapshots: IndexList = { items: [], dead: 0 };
+  /** snapshotId -> current snapshot */
+  private readonly snapshotsById = new Map<string, SnapshotRecord>();
   /** tag key -> value -> snapshots carrying it, in creation order (DescribeSnapshots narrows with it) */
-  private readonly snapshotsByTag = new Map<string, Map<string, SimSnapshot[]>>();
-  /** snapshot -> its place in `snapshots` */
-  private readonly snapshotSeq = new Map<SimSnapshot, number>();
+  private readonly snapshotsByTag = new Map<string, Map<string, IndexList>>();
+  /** the current snapshots with a lock (in force or expired) */
+  private readonly lockedSnapshots = new Set<SnapshotRecord>();
+  private readonly completions = new CompletionQueue();
+  private nextSeq = 0;
+  /** `snapshots`, built on first read after a change */
+  private snapshotsView?: SimSnapshot[];
+  /** imageId -> image, in registration order */
+  private readonly imagesById = new Map<string, SimImage>();
   /**
    * DescribeInstances: the filtered instances of the first page of a listing, reused by its later
    * pages (by request fingerprint), so a listing of N instances costs O(N), not O(N^2 / page).
@@ -240,7 +415,153 @@ export class Ec2Simulator {
     this.latencyMs = options.latencyMs ?? 0;
     this.accountId = options.accountId ?? DEFAULT_ACCOUNT_ID;
     this.describeSnapshotsLagMs = options.describeSnapshotsLagMs ?? 0;
+    this.deleteBucket = options.deleteSnapshotBucket ? new TokenBucket(options.deleteSnapshotBucket) : undefined;
+    this.snapshotCompletionMs = options.snapshotCompletionMs ?? 0;
+    this.now = options.clock ?? Date.now;
     this.addInstances(options.instances ?? []);
+  }
+
+  /**
+   * The current snapshots (created, seeded, not deleted), in creation order, with their state as of
+   * now. A new array after each change; do not change it.
+   */
+  get snapshots(): readonly SimSnapshot[] {
+    this.completeDue();
+    if (this.snapshotsView === undefined) {
+      this.allSnapshots.items = this.allSnapshots.items.filter((r) => r.alive);
+      this.allSnapshots.dead = 0;
+      this.snapshotsView = this.allSnapshots.items.map((r) => r.snap);
+    }
+    return this.snapshotsView;
+  }
+
+  /** A current snapshot, with its state as of now; undefined when unknown or deleted. */
+  snapshot(snapshotId: string): SimSnapshot | undefined {
+    this.completeDue();
+    return this.snapshotsById.get(snapshotId)?.snap;
+  }
+
+  /** The ids of the snapshots deleted by DeleteSnapshot, in order. */
+  deletedSnapshotIds(): string[] {
+    return this.deletions.map((d) => d.snapshotId);
+  }
+
+  /**
+   * Adds pre-existing snapshots in bulk (e.g. earlier sets for retention), indexed like created ones.
+   * Ids are generated when left out; a given id must be new. Without a state a seeded snapshot is
+   * completed, unless `snapshotCompletionMs` says it is still pending. One set (for `setsByInstance`
+   * without a tag key) = the seeded snapshots of one instance with the same start time. The per-volume
+   * rate limit does not see them. Returns the snapshots as stored.
+   */
+  seedSnapshots(seeds: readonly SimSnapshotSeed[]): SimSnapshot[] {
+    const now = this.now();
+    const seen = new Set<string>();
+    for (const seed of seeds) {
+      if (seed.snapshotId === undefined) continue;
+      if (this.snapshotsById.has(seed.snapshotId) || seen.has(seed.snapshotId)) {
+        throw new Error(`Ec2Simulator: duplicate snapshot ${seed.snapshotId}`);
+      }
+      seen.add(seed.snapshotId);
+    }
+    const random = randomBytes(9 * seeds.length).toString('hex');
+    return seeds.map((seed, n) => {
+      let snapshotId = seed.snapshotId;
+      if (snapshotId === undefined) {
+        snapshotId = 'snap-' + random.slice(18 * n, 18 * n + 17);
+        while (this.snapshotsById.has(snapshotId) || seen.has(snapshotId)) snapshotId = newId('snap-');
+      }
+      const startTimeMs = seed.startTimeMs ?? now;
+      const snap: SimSnapshot = {
+        snapshotId,
+        volumeId: seed.volumeId,
+        instanceId: seed.instanceId,
+        description: seed.description,
+        tags: { ...(seed.tags ?? {}) },
+        outpostArn: seed.outpostArn,
+        location: seed.location,
+        startTimeMs,
+      };
+      this.addSnapshot(snap, `seed:${startTimeMs}`, seed.state, seed.progress);
+      return snap;
+    });
+  }
+
+  /**
+   * Fixes a snapshot's state: 'completed' (progress 100%), 'pending' (stays pending until set again)
+   * or 'error'. An error cancels the snapshot's lock, as in EC2 for a snapshot locked while pending.
+   */
+  setSnapshotState(snapshotId: string, state: SimSnapshotState): void {
+    const record = this.snapshotsById.get(snapshotId);
+    if (!record) {
+      throw new Error(`Ec2Simulator: unknown snapshot ${snapshotId}`);
+    }
+    if (state !== 'pending' && state !== 'completed' && state !== 'error') {
+      throw new Error(`Ec2Simulator: unknown snapshot state ${String(state)}`);
+    }
+    this.completeDue();
+    record.completesAtMs = undefined;
+    record.snap.state = state;
+    if (state === 'completed') {
+      record.completedAtMs ??= this.now();
+      record.snap.progress = '100%';
+    } else {
+      record.completedAtMs = undefined;
+      if (state === 'pending') record.snap.progress = '0%';
+      if (state === 'error') this.setLock(record, undefined);
+    }
+  }
+
+  /** A snapshot's lock as DescribeLockedSnapshots would show it now (expired ones included); undefined without a lock. */
+  snapshotLock(snapshotId: string): SimSnapshotLock | undefined {
+    this.completeDue();
+    const record = this.snapshotsById.get(snapshotId);
+    return record?.lock ? this.lockView(record, this.now()) : undefined;
+  }
+
+  /** Sets (without EC2's checks) or, with undefined, removes a snapshot's lock; e.g. to seed locked snapshots. */
+  setSnapshotLock(snapshotId: string, lock: SimLockSpec | undefined): void {
+    const record = this.snapshotsById.get(snapshotId);
+    if (!record) {
+      throw new Error(`Ec2Simulator: unknown snapshot ${snapshotId}`);
+    }
+    this.setLock(record, lock && {
+      mode: lock.mode,
+      createdOnMs: lock.createdOnMs ?? this.now(),
+      durationDays: lock.lockDurationDays,
+      expirationDateMs: lock.expirationDateMs,
+      coolOffHours: lock.coolOffPeriodHours,
+    });
+  }
+
+  /**
+   * Registers an AMI backed by these (current) snapshots, the first one as its root device; DeleteSnapshot
+   * then answers InvalidSnapshot.InUse for them and DescribeImages lists it. Returns the AMI id.
+   */
+  registerImage(snapshotIds: string[]): string {
+    if (snapshotIds.length === 0) {
+      throw new Error('Ec2Simulator: an image needs at least one snapshot');
+    }
+    for (const id of snapshotIds) {
+      if (!this.snapshotsById.has(id)) {
+        throw new Error(`Ec2Simulator: unknown snapshot ${id}`);
+      }
+    }
+    let imageId = newId('ami-');
+    while (this.imagesById.has(imageId)) imageId = newId('ami-');
+    this.imagesById.set(imageId, { imageId, snapshotIds: [...snapshotIds], creationDateMs: this.now() });
+    return imageId;
+  }
+
+  /** Removes an image registered with `registerImage`; its snapshots can then be deleted. */
+  deregisterImage(imageId: string): void {
+    if (!this.imagesById.delete(imageId)) {
+      throw new Error(`Ec2Simulator: unknown image ${imageId}`);
+    }
+  }
+
+  /** The registered images, in registration order. */
+  get images(): readonly SimImage[] {
+    return [...this.imagesById.values()];
   }
 
   /** 'http://127.0.0.1:PORT'; throws before start() */
@@ -304,7 +625,7 @@ export class Ec2Simulator {
         volumeIds: [...instance.volumeIds],
         volumeTags: Object.fromEntries(Object.entries(instance.volumeTags ?? {}).map(([v, tags]) => [v, { ...tags }])),
         outpostArn: instance.outpostArn,
-        launchTimeMs: Date.now(),
+        launchTimeMs: this.now(),
       });
     }
   }
@@ -349,18 +670,21 @@ export class Ec2Simulator {
   }
 
   /**
-   * instanceId -> list of snapshot sets, in creation order.
-   * Without `tagKey` one set = the snapshots made by one CreateSnapshots call.
+   * instanceId -> list of snapshot sets of the current (not deleted) snapshots, in creation order.
+   * Without `tagKey` one set = the snapshots made by one CreateSnapshots call (seeded ones: see `seedSnapshots`).
    * With `tagKey` one set = the snapshots of one (instanceId, value of tag `tagKey`) pair;
    * snapshots without that tag are left out.
    */
   setsByInstance(tagKey?: string): Map<string, SimSnapshot[][]> {
     const result = new Map<string, SimSnapshot[][]>();
     const groups = new Map<string, SimSnapshot[]>();
-    for (const snapshot of this.snapshots) {
+    this.completeDue();
+    for (const record of this.allSnapshots.items) {
+      if (!record.alive) continue;
+      const snapshot = record.snap;
       let groupKey: string;
       if (tagKey === undefined) {
-        groupKey = String(this.snapshotCall.get(snapshot.snapshotId));
+        groupKey = record.group;
       } else {
         const value = snapshot.tags[tagKey];
         if (value === undefined) {
@@ -454,7 +778,7 @@ export class Ec2Simulator {
   private begin(action: string, params: Record<string, string>): { call: SimCall; callIndex: number; fault?: SimFault } {
     const callIndex = this.calls.length;
     const actionIndex = this.countCalls(action);
-    const call: SimCall = { action, params, atMs: Date.now(), status: 0 };
+    const call: SimCall = { action, params, atMs: this.now(), status: 0 };
     this.calls.push(call);
     this.actionCounts.set(action, actionIndex + 1);
     try {
@@ -481,7 +805,7 @@ export class Ec2Simulator {
       if (invocationType !== 'Event') {
         throw new SimError(400, 'InvalidParameterValueException', 'Ec2Simulator runs no function: only Event and DryRun invocations are supported.');
       }
-      this.invocations.push({ functionName, invocationType, payload, atMs: Date.now() });
+      this.invocations.push({ functionName, invocationType, payload, atMs: this.now() });
       return 202;
     };
     try {
@@ -551,6 +875,18 @@ export class Ec2Simulator {
       case 'CreateSnapshots':
         this.throttle(this.createBucket);
         return this.createSnapshots(params, callIndex);
+      case 'DeleteSnapshot':
+        this.throttle(this.deleteBucket);
+        return this.deleteSnapshot(params);
+      case 'LockSnapshot':
+        return this.lockSnapshot(params);
+      // EC2's non-mutating actions share one bucket
+      case 'DescribeLockedSnapshots':
+        this.throttle(this.describeBucket);
+        return this.describeLockedSnapshots(params);
+      case 'DescribeImages':
+        this.throttle(this.describeBucket);
+        return this.describeImages(params);
       default:
         throw new SimError(400, 'InvalidAction', `The action ${action || '(none)'} is not valid for this web service.`);
     }
@@ -619,6 +955,11 @@ export class Ec2Simulator {
     if (location !== undefined && location !== 'regional' && location !== 'local') {
       throw new SimError(400, 'InvalidParameterValue', `Value (${location}) for parameter Location is invalid.`);
     }
+    // Location is for instances in Local Zones, OutpostArn for instances on Outposts: EC2 documents them
+    // apart; that it refuses both together (and with this code) is unverified.
+    if (location !== undefined && params.OutpostArn !== undefined) {
+      throw new SimError(400, 'InvalidParameterCombination', 'The parameters Location and OutpostArn cannot be used together.');
+    }
     const instance = this.instances.get(instanceId);
     if (!instance || instance.state === 'terminated') {
       throw new SimError(400, 'InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`);
@@ -647,7 +988,7 @@ export class Ec2Simulator {
       }
     }
 
-    const startTimeMs = Date.now();
+    const startTimeMs = this.now();
     const created: SimSnapshot[] = volumeIds.map((volumeId) => ({
       snapshotId: newId('snap-'),
       volumeId,
@@ -655,19 +996,11 @@ export class Ec2Simulator {
       description: params.Description,
       tags: { ...tags },
       outpostArn,
+      location: location as SimSnapshot['location'],
       startTimeMs,
     }));
     for (const snapshot of created) {
-      this.snapshotSeq.set(snapshot, this.snapshots.length);
-      this.snapshots.push(snapshot);
-      for (const [key, value] of Object.entries(snapshot.tags)) {
-        let byValue = this.snapshotsByTag.get(key);
-        if (!byValue) this.snapshotsByTag.set(key, byValue = new Map());
-        let list = byValue.get(value);
-        if (!list) byValue.set(value, list = []);
-        list.push(snapshot);
-      }
-      this.snapshotCall.set(snapshot.snapshotId, callIndex);
+      this.addSnapshot(snapshot, `call:${callIndex}`);
       this.lastSnapshotAt.set(snapshot.volumeId, now);
     }
     return node('snapshotSet', ...created.map((s) => node('item',
@@ -685,39 +1018,40 @@ export class Ec2Simulator {
     )));
   }
 
+  /**
+   * Pages are cut by creation order (the token holds the last snapshot answered), so deleting
+   * snapshots between pages neither skips nor repeats any.
+   */
   private describeSnapshots(params: Record<string, string>): string {
     const ids = listParam(params, 'SnapshotId');
-    const owners = listParam(params, 'Owner');
-    const maxResults = parseMaxResults(params);
+    const owners = [...listParam(params, 'Owner'), ...listParam(params, 'OwnerId')];
+    // EC2 documents 5 to 1,000 and answers at most 1,000 for a larger value
+    const maxResults = parseMaxResults(params, 1000, true);
     if (ids.length > 0 && maxResults !== undefined) {
       throw new SimError(400, 'InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults');
     }
     const filters = parseFilters(params, SNAPSHOT_FILTERS);
+    const after = pageStart('DescribeSnapshots', params);
     checkDryRun(params);
-    let snapshots = this.narrowByTag(filters);
-    if (ids.length > 0) {
-      const known = new Set(snapshots.map((s) => s.snapshotId));
-      const missing = ids.filter((id) => !known.has(id));
-      if (missing.length > 0) {
-        throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing[0]}' does not exist.`);
-      }
-      snapshots = snapshots.filter((s) => ids.includes(s.snapshotId));
+    this.completeDue();
+    const missing = ids.find((id) => !this.snapshotsById.has(id));
+    if (missing !== undefined) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing}' does not exist.`);
     }
     if (owners.length > 0 && !owners.some((o) => o === 'self' || o === this.accountId)) {
-      snapshots = [];
+      return node('snapshotSet');
     }
-    if (this.describeSnapshotsLagMs > 0) {
-      const visibleBefore = Date.now() - this.describeSnapshotsLagMs;
-      snapshots = snapshots.filter((s) => s.startTimeMs <= visibleBefore);
-    }
-    snapshots = snapshots.filter((s) => matchesAll(filters, (name) => this.snapshotValues(s, name)));
-    const page = paginate('DescribeSnapshots', params, snapshots, maxResults);
-    const items = page.items.map((s) => node('item',
+    const now = this.now();
+    const visibleBefore = now - this.describeSnapshotsLagMs;
+    const visible = (r: SnapshotRecord): boolean => this.describeSnapshotsLagMs <= 0 || r.snap.startTimeMs <= visibleBefore;
+    const page = keysetPage('DescribeSnapshots', params, this.candidates(ids, filters), after, maxResults,
+      (r) => visible(r) && matchesAll(filters, (name) => this.snapshotValues(r.snap, name)));
+    const items = page.items.map(({ snap: s }) => node('item',
       text('snapshotId', s.snapshotId),
       text('volumeId', s.volumeId),
-      text('status', 'completed'),
+      text('status', s.state),
       text('startTime', new Date(s.startTimeMs).toISOString()),
-      text('progress', '100%'),
+      text('progress', this.progressOf(s, now)),
       text('ownerId', this.accountId),
       text('volumeSize', VOLUME_SIZE_GIB),
       text('description', s.description),
@@ -727,6 +1061,198 @@ export class Ec2Simulator {
       text('storageTier', 'standard'),
     ));
     return node('snapshotSet', ...items) + text('nextToken', page.nextToken);
+  }
+
+  /**
+   * Deletes at once (no lag): the snapshot leaves every listing. Checks, in order: NotFound, InUse (an
+   * image), locked, then DryRun (which answers DryRunOperation only for a delete that would succeed:
+   * that order is unverified).
+   */
+  private deleteSnapshot(params: Record<string, string>): string {
+    const snapshotId = requireParam(params, 'SnapshotId');
+    this.completeDue();
+    const record = this.snapshotsById.get(snapshotId);
+    if (!record) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+    }
+    const image = [...this.imagesById.values()].find((i) => i.snapshotIds.includes(snapshotId));
+    if (image) {
+      throw new SimError(400, 'InvalidSnapshot.InUse', `The snapshot ${snapshotId} is currently in use by ${image.imageId}`);
+    }
+    const now = this.now();
+    if (record.lock && this.lockView(record, now).lockState !== 'expired') {
+      // EC2 refuses to delete a locked snapshot; the exact error code and message for it are unverified
+      throw new SimError(400, 'SnapshotLocked', `The snapshot ${snapshotId} is locked and cannot be deleted.`);
+    }
+    checkDryRun(params);
+    record.alive = false;
+    this.snapshotsById.delete(snapshotId);
+    this.lockedSnapshots.delete(record);
+    this.allSnapshots.dead++;
+    for (const [key, value] of Object.entries(record.snap.tags)) {
+      const list = this.snapshotsByTag.get(key)?.get(value);
+      if (list) list.dead++;
+    }
+    this.snapshotsView = undefined;
+    this.deletions.push({ snapshotId, atMs: now, snapshot: record.snap });
+    return text('return', true);
+  }
+
+  /**
+   * Locks a snapshot (pending or completed) or changes its lock, as EC2 allows: a governance lock or a
+   * compliance lock in its cool-off can be changed freely, a compliance lock after it only lengthened
+   * (same mode, no CoolOffPeriod, an expiry not earlier). A change replaces the lock as if it were
+   * made now (whether EC2 counts a changed duration from the first lock is unverified).
+   */
+  private lockSnapshot(params: Record<string, string>): string {
+    const snapshotId = requireParam(params, 'SnapshotId');
+    const mode = requireParam(params, 'LockMode');
+    if (mode !== 'governance' && mode !== 'compliance') {
+      throw new SimError(400, 'InvalidParameterValue', `Value (${mode}) for parameter LockMode is invalid. Expecting governance or compliance.`);
+    }
+    const now = this.now();
+    const durationDays = parseIntParam(params, 'LockDuration', 1, MAX_LOCK_DURATION_DAYS);
+    const coolOffHours = parseIntParam(params, 'CoolOffPeriod', 1, MAX_COOL_OFF_HOURS);
+    const rawExpiration = params.ExpirationDate;
+    const expirationDateMs = rawExpiration === undefined ? undefined : Date.parse(rawExpiration);
+    if (durationDays !== undefined && rawExpiration !== undefined) {
+      throw new SimError(400, 'InvalidParameterValue', 'Specify either LockDuration or ExpirationDate, not both.');
+    }
+    if (durationDays === undefined && rawExpiration === undefined) {
+      throw new SimError(400, 'InvalidParameterValue', 'Specify either LockDuration or ExpirationDate.');
+    }
+    if (expirationDateMs !== undefined && (Number.isNaN(expirationDateMs) || expirationDateMs <= now)) {
+      throw new SimError(400, 'InvalidParameterValue', `Value (${rawExpiration}) for parameter ExpirationDate is invalid. It must be a date in the future.`);
+    }
+    if (coolOffHours !== undefined && mode !== 'compliance') {
+      throw new SimError(400, 'InvalidParameterValue', 'CoolOffPeriod can only be specified with LockMode compliance.');
+    }
+    this.completeDue();
+    const record = this.snapshotsById.get(snapshotId);
+    if (!record) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+    }
+    if (record.snap.state === 'error') {
+      // EC2 locks only pending or completed snapshots; this code is unverified
+      throw new SimError(400, 'IncorrectState', `The snapshot '${snapshotId}' is in state error and cannot be locked.`);
+    }
+    const lock: LockRecord = { mode, createdOnMs: now, durationDays, expirationDateMs, coolOffHours };
+    if (record.lock) {
+      const current = this.lockView(record, now);
+      if (current.lockState === 'compliance') {
+        // after the cool-off a compliance lock can only be lengthened; these codes are unverified
+        if (mode !== 'compliance' || coolOffHours !== undefined) {
+          throw new SimError(400, 'InvalidParameterValue',
+            `The snapshot '${snapshotId}' is locked in compliance mode after its cooling-off period: only its duration can be increased.`);
+        }
+        const until = this.lockView({ ...record, lock }, now).lockExpiresOnMs;
+        if (current.lockExpiresOnMs !== undefined && until !== undefined && until < current.lockExpiresOnMs) {
+          throw new SimError(400, 'InvalidParameterValue',
+            `The lock of snapshot '${snapshotId}' is in compliance mode: its duration can only be increased.`);
+        }
+      }
+    }
+    checkDryRun(params);
+    this.setLock(record, lock);
+    const view = this.lockView(record, now);
+    return text('snapshotId', snapshotId) + lockXml(view);
+  }
+
+  /**
+   * The locks (in force or expired) of this account's current snapshots, in snapshot creation order.
+   * A SnapshotId that does not exist answers InvalidSnapshot.NotFound (EC2's answer is unverified);
+   * one without a lock is left out.
+   */
+  private describeLockedSnapshots(params: Record<string, string>): string {
+    const ids = listParam(params, 'SnapshotId');
+    const maxResults = parseMaxResults(params);
+    const filters = parseFilters(params, LOCKED_SNAPSHOT_FILTERS, false);
+    const after = pageStart('DescribeLockedSnapshots', params);
+    checkDryRun(params);
+    this.completeDue();
+    const missing = ids.find((id) => !this.snapshotsById.has(id));
+    if (missing !== undefined) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing}' does not exist.`);
+    }
+    const now = this.now();
+    const wanted = ids.length > 0 ? new Set(ids) : undefined;
+    const locked = [...this.lockedSnapshots]
+      .filter((r) => wanted === undefined || wanted.has(r.snap.snapshotId))
+      .sort((a, b) => a.seq - b.seq);
+    const views = new Map<SnapshotRecord, SimSnapshotLock>(locked.map((r) => [r, this.lockView(r, now)]));
+    const page = keysetPage('DescribeLockedSnapshots', params, locked, after, maxResults,
+      (r) => matchesAll(filters, () => [views.get(r)!.lockState]));
+    const items = page.items.map((r) => node('item',
+      text('ownerId', this.accountId),
+      text('snapshotId', r.snap.snapshotId),
+      lockXml(views.get(r)!),
+    ));
+    return node('snapshotSet', ...items) + text('nextToken', page.nextToken);
+  }
+
+  /**
+   * The images registered with `registerImage` (all this account's, none public). Owner.N other than
+   * self or the account id: none. IncludeDeprecated and IncludeDisabled are checked and change nothing
+   * (no image is deprecated or disabled); ExecutableBy.N is ignored.
+   */
+  private describeImages(params: Record<string, string>): string {
+    const ids = listParam(params, 'ImageId');
+    const owners = listParam(params, 'Owner');
+    const maxResults = parseMaxResults(params);
+    if (ids.length > 0 && maxResults !== undefined) {
+      throw new SimError(400, 'InvalidParameterCombination', 'The parameter ImageIds cannot be used with the parameter maxResults');
+    }
+    const filters = parseFilters(params, IMAGE_FILTERS);
+    parseBool(params, 'IncludeDeprecated');
+    parseBool(params, 'IncludeDisabled');
+    checkDryRun(params);
+    const missing = ids.filter((id) => !this.imagesById.has(id));
+    if (missing.length > 0) {
+      throw new SimError(400, 'InvalidAMIID.NotFound', `The image id '[${missing.join(', ')}]' does not exist`);
+    }
+    let images = [...this.imagesById.values()];
+    if (owners.length > 0 && !owners.some((o) => o === 'self' || o === this.accountId)) {
+      images = [];
+    }
+    if (ids.length > 0) {
+      images = images.filter((i) => ids.includes(i.imageId));
+    }
+    images = images.filter((i) => matchesAll(filters, (name) => {
+      switch (name) {
+        case 'image-id': return [i.imageId];
+        case 'state': return ['available'];
+        case 'owner-id': return [this.accountId];
+        case 'block-device-mapping.snapshot-id': return i.snapshotIds;
+        default: return [];
+      }
+    }));
+    const page = paginate('DescribeImages', params, images, maxResults);
+    const items = page.items.map((i) => node('item',
+      text('imageId', i.imageId),
+      text('imageLocation', `${this.accountId}/${i.imageId}`),
+      text('imageState', 'available'),
+      text('imageOwnerId', this.accountId),
+      text('creationDate', new Date(i.creationDateMs).toISOString()),
+      text('isPublic', false),
+      text('architecture', 'x86_64'),
+      text('imageType', 'machine'),
+      text('name', i.imageId),
+      text('rootDeviceType', 'ebs'),
+      text('rootDeviceName', deviceName(0)),
+      node('blockDeviceMapping', ...i.snapshotIds.map((snapshotId, index) => node('item',
+        text('deviceName', deviceName(index)),
+        node('ebs',
+          text('snapshotId', snapshotId),
+          text('volumeSize', VOLUME_SIZE_GIB),
+          text('deleteOnTermination', true),
+          text('volumeType', 'gp3'),
+          text('encrypted', false),
+        ),
+      ))),
+      text('virtualizationType', 'hvm'),
+      text('hypervisor', 'xen'),
+    ));
+    return node('imagesSet', ...items) + text('nextToken', page.nextToken);
   }
 
   /** The volumes of every instance (a terminated instance's volumes are gone); MaxResults 5-500 like EC2. */
@@ -811,27 +1337,134 @@ export class Ec2Simulator {
     );
   }
 
-  /**
-   * The snapshots that can match: with a `tag:` filter of exact values, only those carrying one of
-   * them (the most selective such filter), in creation order; otherwise all.
-   */
-  private narrowByTag(filters: Filter[]): SimSnapshot[] {
-    let best: SimSnapshot[] | undefined;
-    for (const f of filters) {
-      if (!f.name.startsWith('tag:') || f.values.some((v) => /[*?\\]/.test(v))) continue;
-      const byValue = this.snapshotsByTag.get(f.name.slice(4));
-      const found = f.values.flatMap((v) => byValue?.get(v) ?? []);
-      if (!best || found.length < best.length) best = found;
+  /** Stores and indexes a new snapshot; without a given state it is pending until `snapshotCompletionMs` after its start. */
+  private addSnapshot(snap: SimSnapshot, group: string, state?: SimSnapshotState, progress?: string): void {
+    const record: SnapshotRecord = { snap, seq: this.nextSeq++, group, alive: true };
+    const completesAtMs = snap.startTimeMs + this.snapshotCompletionMs;
+    if (state !== undefined) {
+      snap.state = state;
+      snap.progress = progress ?? (state === 'completed' ? '100%' : '0%');
+      if (state === 'completed') record.completedAtMs = snap.startTimeMs;
+    } else if (this.snapshotCompletionMs > 0 && completesAtMs > this.now()) {
+      snap.state = 'pending';
+      snap.progress = '0%';
+      record.completesAtMs = completesAtMs;
+      this.completions.push(record, completesAtMs);
+    } else {
+      snap.state = 'completed';
+      snap.progress = '100%';
+      record.completedAtMs = this.snapshotCompletionMs > 0 ? completesAtMs : snap.startTimeMs;
     }
-    if (!best) return [...this.snapshots];
-    return [...new Set(best)].sort((a, b) => this.snapshotSeq.get(a)! - this.snapshotSeq.get(b)!);
+    this.snapshotsById.set(snap.snapshotId, record);
+    this.allSnapshots.items.push(record);
+    for (const [key, value] of Object.entries(snap.tags)) {
+      let byValue = this.snapshotsByTag.get(key);
+      if (!byValue) this.snapshotsByTag.set(key, byValue = new Map());
+      let list = byValue.get(value);
+      if (!list) byValue.set(value, list = { items: [], dead: 0 });
+      list.items.push(record);
+    }
+    this.snapshotsView = undefined;
+  }
+
+  /** Completes the snapshots pending on their own whose time has come. */
+  private completeDue(): void {
+    for (const { atMs, record } of this.completions.popDue(this.now())) {
+      if (!record.alive || record.completesAtMs !== atMs) continue;
+      record.completesAtMs = undefined;
+      record.completedAtMs = atMs;
+      record.snap.state = 'completed';
+      record.snap.progress = '100%';
+    }
+  }
+
+  private setLock(record: SnapshotRecord, lock: LockRecord | undefined): void {
+    record.lock = lock;
+    if (lock) this.lockedSnapshots.add(record);
+    else this.lockedSnapshots.delete(record);
+  }
+
+  /**
+   * A lock as seen at `nowMs`. Its duration starts when the snapshot is completed (EC2: a lock made on a
+   * pending snapshot starts counting once the snapshot completes); the cool-off counts from the lock.
+   */
+  private lockView(record: Pick<SnapshotRecord, 'snap' | 'completedAtMs' | 'lock'>, nowMs: number): SimSnapshotLock {
+    const lock = record.lock!;
+    const durationStartMs = record.completedAtMs === undefined ? undefined : Math.max(lock.createdOnMs, record.completedAtMs);
+    const expiresOnMs = lock.expirationDateMs
+      ?? (durationStartMs === undefined || lock.durationDays === undefined ? undefined : durationStartMs + lock.durationDays * DAY_MS);
+    const coolOffExpiresOnMs = lock.coolOffHours === undefined ? undefined : lock.createdOnMs + lock.coolOffHours * HOUR_MS;
+    let lockState: SimLockState = lock.mode;
+    if (expiresOnMs !== undefined && nowMs >= expiresOnMs) {
+      lockState = 'expired';
+    } else if (lock.mode === 'compliance' && coolOffExpiresOnMs !== undefined && nowMs < coolOffExpiresOnMs) {
+      lockState = 'compliance-cooloff';
+    }
+    return {
+      snapshotId: record.snap.snapshotId,
+      lockState,
+      lockDurationDays: lock.durationDays,
+      coolOffPeriodHours: lock.coolOffHours,
+      coolOffPeriodExpiresOnMs: coolOffExpiresOnMs,
+      lockCreatedOnMs: lock.createdOnMs,
+      lockDurationStartTimeMs: durationStartMs,
+      lockExpiresOnMs: expiresOnMs,
+    };
+  }
+
+  /** '100%' when completed; while pending on its own, the share of its completion time gone by (kept on the snapshot). */
+  private progressOf(snap: SimSnapshot, nowMs: number): string | undefined {
+    const record = this.snapshotsById.get(snap.snapshotId);
+    if (record?.completesAtMs !== undefined && this.snapshotCompletionMs > 0) {
+      const share = Math.floor(((nowMs - snap.startTimeMs) / this.snapshotCompletionMs) * 100);
+      snap.progress = `${Math.max(0, Math.min(99, share))}%`;
+    }
+    return snap.progress;
+  }
+
+  /**
+   * The snapshots that can match, in creation order (deleted ones may still be in it: skip them): the
+   * given ids; or, with a `snapshot-id` or `tag:` filter of exact values, only those (the most selective
+   * such filter); otherwise all.
+   */
+  private candidates(ids: string[], filters: Filter[]): SnapshotRecord[] {
+    if (ids.length > 0) {
+      return sortBySeq(ids.map((id) => this.snapshotsById.get(id)!));
+    }
+    let best: SnapshotRecord[] | undefined;
+    let sorted = true;
+    for (const f of filters) {
+      if (f.values.some((v) => /[*?\\]/.test(v))) continue;
+      let found: SnapshotRecord[];
+      let foundSorted = true;
+      if (f.name === 'snapshot-id') {
+        found = f.values.flatMap((v) => this.snapshotsById.get(v) ?? []);
+        foundSorted = found.length <= 1;
+      } else if (f.name.startsWith('tag:')) {
+        const byValue = this.snapshotsByTag.get(f.name.slice(4));
+        const lists = f.values.flatMap((v) => {
+          const list = byValue?.get(v);
+          return list ? [compact(list)] : [];
+        });
+        found = lists.length === 1 ? lists[0] : lists.flat();
+        foundSorted = lists.length <= 1;
+      } else {
+        continue;
+      }
+      if (!best || found.length < best.length) {
+        best = found;
+        sorted = foundSorted;
+      }
+    }
+    if (!best) return compact(this.allSnapshots);
+    return sorted ? best : sortBySeq(best);
   }
 
   private snapshotValues(s: SimSnapshot, name: string): string[] {
     switch (name) {
       case 'snapshot-id': return [s.snapshotId];
       case 'volume-id': return [s.volumeId];
-      case 'status': return ['completed'];
+      case 'status': return [s.state ?? 'completed'];
       case 'owner-id': return [this.accountId];
       case 'description': return s.description === undefined ? [] : [s.description];
       case 'outpost-arn': return s.outpostArn === undefined ? [] : [s.outpostArn];
@@ -875,13 +1508,13 @@ function listIndices(params: Record<string, string>, prefix: string): number[] {
   return [...indices].sort((a, b) => a - b);
 }
 
-function parseFilters(params: Record<string, string>, known: Set<string>): Filter[] {
+function parseFilters(params: Record<string, string>, known: Set<string>, tags = true): Filter[] {
   return listIndices(params, 'Filter').map((n) => {
     const name = params[`Filter.${n}.Name`];
     if (name === undefined || name === '') {
       throw new SimError(400, 'MissingParameter', `The request must contain the parameter Filter.${n}.Name`);
     }
-    if (!known.has(name) && !(name.startsWith('tag:') && name.length > 4)) {
+    if (!known.has(name) && !(tags && name.startsWith('tag:') && name.length > 4)) {
       throw new SimError(400, 'InvalidParameterValue', `The filter '${name}' is invalid`);
     }
     return { name, values: listParam(params, `Filter.${n}.Value`) };
@@ -975,15 +1608,40 @@ function checkDryRun(params: Record<string, string>): void {
   }
 }
 
-function parseMaxResults(params: Record<string, string>, max = 1000): number | undefined {
+/** `MaxResults`, 5 to `max`; with `capAbove` a larger value means `max` (DescribeSnapshots), otherwise it is refused. */
+function parseMaxResults(params: Record<string, string>, max = 1000, capAbove = false): number | undefined {
   const raw = params.MaxResults;
   if (raw === undefined) {
     return undefined;
   }
   const value = Number(raw);
+  if (capAbove && Number.isInteger(value) && value > max) {
+    return max;
+  }
   if (!Number.isInteger(value) || value < 5 || value > max) {
     throw new SimError(400, 'InvalidParameterValue',
       `Value ( ${raw} ) for parameter maxResults is invalid. Expecting a value between 5 and ${max}.`);
+  }
+  return value;
+}
+
+function requireParam(params: Record<string, string>, key: string): string {
+  const value = params[key];
+  if (value === undefined || value === '') {
+    throw new SimError(400, 'MissingParameter', `The request must contain the parameter ${key}`);
+  }
+  return value;
+}
+
+/** An optional integer parameter within [min, max]; InvalidParameterValue otherwise. */
+function parseIntParam(params: Record<string, string>, key: string, min: number, max: number): number | undefined {
+  const raw = params[key];
+  if (raw === undefined) {
+    return undefined;
+  }
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+    throw new SimError(400, 'InvalidParameterValue', `Value (${raw}) for parameter ${key} is invalid. Expecting a value between ${min} and ${max}.`);
   }
   return value;
 }
@@ -1034,6 +1692,73 @@ function paginate<T>(action: string, params: Record<string, string>, items: T[],
     ? Buffer.from(JSON.stringify({ f: fingerprint, o: end })).toString('base64url')
     : undefined;
   return { items: items.slice(offset, end), nextToken };
+}
+
+/**
+ * Keyset pagination: the token names the last item answered (by `seq`) and is bound to the request
+ * like `paginate`'s; returns the `seq` to start after (-1 without a token).
+ */
+function pageStart(action: string, params: Record<string, string>): number {
+  const token = params.NextToken;
+  if (token === undefined || token === '') {
+    return -1;
+  }
+  const decoded = decodeToken(token);
+  if (!decoded || decoded.f !== requestFingerprint(action, params)) {
+    throw new SimError(400, 'InvalidPaginationToken', 'The specified pagination token is not valid or is expired.');
+  }
+  return decoded.o;
+}
+
+/**
+ * The next page of `sorted` (records in `seq` order, deleted ones skipped) after `afterSeq`: up to
+ * `maxResults` records passing `accept`, and a token when another one follows.
+ */
+function keysetPage(action: string, params: Record<string, string>, sorted: SnapshotRecord[], afterSeq: number,
+  maxResults: number | undefined, accept: (r: SnapshotRecord) => boolean): Page<SnapshotRecord> {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (sorted[mid].seq <= afterSeq) lo = mid + 1;
+    else hi = mid;
+  }
+  const items: SnapshotRecord[] = [];
+  for (let k = lo; k < sorted.length; k++) {
+    const record = sorted[k];
+    if (!record.alive || !accept(record)) continue;
+    if (maxResults !== undefined && items.length === maxResults) {
+      const last = items[items.length - 1].seq;
+      return { items, nextToken: Buffer.from(JSON.stringify({ f: requestFingerprint(action, params), o: last })).toString('base64url') };
+    }
+    items.push(record);
+  }
+  return { items };
+}
+
+/** Drops a list's deleted records once they are half of it (amortized O(1) per delete). */
+function compact(list: IndexList): SnapshotRecord[] {
+  if (list.dead > 0 && list.dead * 2 >= list.items.length) {
+    list.items = list.items.filter((r) => r.alive);
+    list.dead = 0;
+  }
+  return list.items;
+}
+
+function sortBySeq(records: SnapshotRecord[]): SnapshotRecord[] {
+  return [...new Set(records)].sort((a, b) => a.seq - b.seq);
+}
+
+/** The lock fields of LockSnapshot's answer and of a DescribeLockedSnapshots item. */
+function lockXml(lock: SimSnapshotLock): string {
+  const time = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
+  return text('lockState', lock.lockState)
+    + text('lockDuration', lock.lockDurationDays)
+    + text('coolOffPeriod', lock.coolOffPeriodHours)
+    + text('coolOffPeriodExpiresOn', time(lock.coolOffPeriodExpiresOnMs))
+    + text('lockCreatedOn', time(lock.lockCreatedOnMs))
+    + text('lockDurationStartTime', time(lock.lockDurationStartTimeMs))
+    + text('lockExpiresOn', time(lock.lockExpiresOnMs));
 }
 
 function decodeToken(token: string): { f: string; o: number } | undefined {
