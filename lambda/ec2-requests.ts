@@ -46,6 +46,17 @@ export interface PlannedInstance {
   readonly b?: boolean;
   /** Pass the run's `outpostArn` (only for instances on that Outpost). */
   readonly o?: boolean;
+  /** Pass the run's `location` (only for instances in a Local Zone: EC2 wants it left out for the others). */
+  readonly l?: boolean;
+}
+
+/** An Availability Zone of a Region (`us-east-1a`), as opposed to a Local Zone (`us-west-2-lax-1a`) or a Wavelength Zone. */
+const REGIONAL_ZONE = /^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/;
+
+/** The instance runs in a Local Zone (or another zone outside the Region's own Availability Zones); unknown placement counts as one. */
+export function inLocalZone(instance: Instance): boolean {
+  const zone = instance.Placement?.AvailabilityZone;
+  return zone === undefined || !REGIONAL_ZONE.test(zone);
 }
 
 /** An instance that the listing returned but that gets no `CreateSnapshots` call, and why. */
@@ -232,6 +243,7 @@ export function planInstance(request: SnapshotRunRequest, instance: Instance, ex
     ...(excludedData.length > 0 ? { x: excludedData } : {}),
     ...(excludeBoot ? { b: true } : {}),
     ...(request.outpostArn && instance.OutpostArn === request.outpostArn ? { o: true } : {}),
+    ...(request.location !== undefined && inLocalZone(instance) ? { l: true } : {}),
   };
   return { planned, warning };
 }
@@ -257,7 +269,7 @@ export function buildCreateSnapshotsInput(
     },
     ...(request.description !== undefined ? { Description: request.description } : {}),
     ...(planned.o ? { OutpostArn: request.outpostArn } : {}),
-    ...(request.location !== undefined ? { Location: request.location as SnapshotLocationEnum } : {}),
+    ...(planned.l ? { Location: request.location as SnapshotLocationEnum } : {}),
     TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
     ...(request.copyTagsFromSource ? { CopyTagsFromSource: 'volume' as const } : {}),
     DryRun: request.dryRun,

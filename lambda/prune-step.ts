@@ -10,7 +10,7 @@
  */
 import { DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, Filter } from '@aws-sdk/client-ec2';
 import { DESCRIBE_PAGE_SIZE, escapeFilterValue } from './ec2-requests';
-import { classifyError } from './error-codes';
+import { classifyError, ErrorAction } from './error-codes';
 import { finishRun, Ledger, RunCursor, RunLog } from './ledger';
 import { decideRetention, HeldSet, ListedSnapshot, SetToDelete } from './retention';
 import { CallCounter, counted, listSelection } from './selection';
@@ -44,6 +44,13 @@ export interface PruneEnvironment {
   readonly reserveMs: number;
   /** DeleteSnapshot calls in flight at once. */
   readonly concurrency: number;
+  /**
+   * After throttling or a server error that outlasted the SDK's retries: the first wait before the
+   * same snapshot is deleted again (doubling per repeat, with jitter), and the longest.
+   */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  random?(): number;
   /** Milliseconds left in this invocation. */
   remainingMs(): number;
   now?(): number;
@@ -134,7 +141,7 @@ export async function snapshotsInImages(ec2: EC2Client, snapshotIds: readonly st
 }
 
 /** The outcome of deleting one set. */
-type SetOutcome = { kind: 'deleted'; snapshots: number } | { kind: 'gone' } | { kind: 'in-use'; imageId: string } | { kind: 'failed'; code: string; message: string };
+type SetOutcome = { kind: 'deleted'; snapshots: number } | { kind: 'gone' } | { kind: 'interrupted' } | { kind: 'in-use'; imageId: string } | { kind: 'failed'; code: string; message: string };
 
 /**
  * Runs one prune step and returns the cursor for the next; ends the run when every instance's sets
@@ -241,19 +248,21 @@ export async function runPruneStep(
     // time, no further set starts: the instances from the first set not started on are left to
     // the next step.
     let next = 0;
-    let notStarted: string | undefined;
+    let firstUnhandled = batch.length;
+    const unhandled = (instanceId: string) => { firstUnhandled = Math.min(firstUnhandled, batch.indexOf(instanceId)); };
     const worker = async () => {
       while (next < deletable.length) {
         if (outOfTime()) {
-          notStarted ??= deletable[next].instanceId;
+          unhandled(deletable[next].instanceId);
           return;
         }
         const set = deletable[next++];
-        record(set, await deleteSet(set));
+        const outcome = await deleteSet(set);
+        if (outcome.kind === 'interrupted') unhandled(set.instanceId); else record(set, outcome);
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(env.concurrency, deletable.length)) }, worker));
-    const done = notStarted === undefined ? batch.length : batch.indexOf(notStarted);
+    const done = firstUnhandled;
     for (const held of decision.held.filter((h) => batch.indexOf(h.instanceId) < done)) {
       if (held.reason === 'pending') {
         prune.setsPending++;
@@ -268,13 +277,27 @@ export async function runPruneStep(
 
   async function deleteSet(set: SetToDelete): Promise<SetOutcome> {
     let deleted = 0;
-    for (const snapshotId of set.snapshotIds) {
+    let waits = 0;
+    for (let k = 0; k < set.snapshotIds.length;) {
+      const snapshotId = set.snapshotIds[k];
       try {
         await counted(count, 'DeleteSnapshot', () => env.ec2Delete.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
         deleted++;
+        k++;
       } catch (e) {
         const error = classifyError(e);
-        if (error.code === 'InvalidSnapshot.NotFound') continue; // gone already: a repeated step or a second run deleted it
+        if (error.code === 'InvalidSnapshot.NotFound') { // gone already: a repeated step or a second run deleted it
+          k++;
+          continue;
+        }
+        if (error.action === ErrorAction.THROTTLED || error.action === ErrorAction.AMBIGUOUS) {
+          // Throttled by other callers, or EC2 unwell, beyond the SDK's retries: the same delete
+          // again after a wait (deleting twice is harmless); out of time, the next step takes the set.
+          if (outOfTime()) return { kind: 'interrupted' };
+          const cap = Math.min(env.backoffMaxMs, env.backoffBaseMs * 2 ** waits++);
+          await new Promise((resolve) => setTimeout(resolve, cap / 2 + (env.random ?? Math.random)() * (cap / 2)));
+          continue;
+        }
         if (error.code === 'InvalidSnapshot.InUse') {
           // An AMI registered since the look-up: keep the rest of the set.
           return { kind: 'in-use', imageId: /ami-[0-9a-f]+/.exec(error.message)?.[0] ?? 'an image' };

@@ -308,6 +308,8 @@ export function makeWorker(deps: WorkerDependencies) {
           stepBudgetMs: deps.settings.stepBudgetMs,
           reserveMs: deps.settings.reserveMs,
           concurrency: withInFlightFor(deps.settings, clientOptions.deleteSnapshotsPerSec!).concurrency,
+          backoffBaseMs: deps.settings.throttleBackoffBaseMs,
+          backoffMaxMs: deps.settings.throttleBackoffMaxMs,
           remainingMs: () => context.getRemainingTimeInMillis(),
           now,
         }) : await runSnapshotStep(request, occurrence, cursor, {

@@ -48,7 +48,7 @@ const SETTINGS: RunSettings = {
 /** Instance ids in id order: I[1] < I[2] < ... */
 const I = Array.from({ length: 12 }, (_, n) => instanceId(n));
 
-function instance(id: string, options: { tags?: Record<string, string>; volumes?: string[]; outpostArn?: string; state?: string } = {}): Instance {
+function instance(id: string, options: { tags?: Record<string, string>; volumes?: string[]; outpostArn?: string; state?: string; zone?: string } = {}): Instance {
   const volumes = options.volumes ?? [`vol-${id.slice(2)}`];
   return {
     InstanceId: id,
@@ -57,6 +57,7 @@ function instance(id: string, options: { tags?: Record<string, string>; volumes?
     Tags: Object.entries(options.tags ?? { Backup: 'nightly' }).map(([Key, Value]) => ({ Key, Value })),
     BlockDeviceMappings: volumes.map((v, i) => ({ DeviceName: i === 0 ? '/dev/xvda' : `/dev/sd${String.fromCharCode(101 + i)}`, Ebs: { VolumeId: v } })),
     OutpostArn: options.outpostArn,
+    Placement: { AvailabilityZone: options.zone ?? 'eu-central-1a' },
   };
 }
 
@@ -866,12 +867,15 @@ describe('exclusion by instance tag and Local Zones', () => {
     expect(cursor.counts).toEqual({ ...ZERO, selected: 2, created: 2 });
   });
 
-  test('GIVEN location local WHEN a set is created THEN CreateSnapshots carries Location', async () => {
-    listing(instance(I[1]));
+  test('GIVEN location local WHEN sets are created THEN CreateSnapshots carries Location for Local Zone instances only', async () => {
+    listing(instance(I[1], { zone: 'us-west-2-lax-1a' }), instance(I[2], { zone: 'us-west-2b' }), instance(I[3], { zone: 'us-east-1-bos-1a' }));
 
     await step({ ...REQUEST, location: 'local' });
 
-    expect(ec2Mock).toHaveReceivedCommandWith(CreateSnapshotsCommand, { Location: 'local' });
+    const calls = ec2Mock.commandCalls(CreateSnapshotsCommand).map((c) => c.args[0].input);
+    expect(Object.fromEntries(calls.map((c) => [c.InstanceSpecification!.InstanceId, c.Location]))).toEqual({
+      [I[1]]: 'local', [I[2]]: undefined, [I[3]]: 'local',
+    });
   });
 
   test('GIVEN no location THEN CreateSnapshots has none (EC2\'s default, regional)', async () => {

@@ -131,7 +131,8 @@ export class KilledError extends Error {
 
 export interface WorkflowRunOptions {
   /**
-   * Kill the worker call with this index after that many CreateSnapshots calls reached EC2: every
+   * Kill the worker call with this index after that many CreateSnapshots (or, when it prunes,
+   * DeleteSnapshot) calls reached EC2: every
    * later EC2 call of the invocation fails, and the invocation ends as `Sandbox.Timedout` (its
    * answer is lost), as when Lambda kills a function.
    */
@@ -218,7 +219,7 @@ export class WorkflowHarness {
           for (const client of [built.ec2, built.ec2Create, built.ec2Delete]) {
             client.middlewareStack.add((next, context) => async (args) => {
               if (creates >= killAfterCreates) throw new KilledError();
-              if (context.commandName === 'CreateSnapshotsCommand') creates++;
+              if (context.commandName === 'CreateSnapshotsCommand' || context.commandName === 'DeleteSnapshotCommand') creates++;
               return next(args);
             }, { step: 'initialize', name: 'killSwitch' });
           }
