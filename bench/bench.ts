@@ -183,7 +183,9 @@ async function serveSimulator(scenario: Scenario, scheduleId: string): Promise<v
   process.send!({ endpoint: sim.endpoint });
   process.on('message', async () => {
     const selected = instances.filter((i) => i.tags?.Backup === 'nightly');
-    const sets = sim.setsByInstance(SCHEDULED_TIME_TAG);
+    // One set per CreateSnapshots call (seeded earlier sets: one per instance and start time), of
+    // this run's occurrence only: two calls for one instance are a duplicate.
+    const sets = new Map([...sim.setsByInstance()].map(([id, all]) => [id, all.filter((set) => set[0].tags[SCHEDULED_TIME_TAG] === SCHEDULED_TIME)]));
     let lost = 0;
     let duplicates = 0;
     for (const i of selected) {

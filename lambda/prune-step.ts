@@ -174,6 +174,8 @@ export async function runPruneStep(
     lockedUntilMs,
   });
   const outOfTime = () => now() - stepStart >= env.stepBudgetMs || env.remainingMs() < env.reserveMs;
+  /** Look-ups that failed in this step (see `lookUp`). */
+  const lookUpFailed = new Set<string>();
 
   // Two stages, each in instance-id order. Live instances: their snapshots are asked for by
   // instance id, a batch at a time, the next batch while the current one is deleted. Gone
@@ -226,12 +228,30 @@ export async function runPruneStep(
     }
   }
 
+  /**
+   * The look-ups of locks and AMIs before deleting. EC2 itself refuses to delete a locked snapshot
+   * or one that backs an AMI, so they are for whole sets and clear reports, not for safety: when
+   * one fails after the SDK's retries (EC2 unwell, or an endpoint without the action), the step
+   * warns once and goes on without it, and DeleteSnapshot's own refusal is reported instead.
+   */
+  async function lookUp<T>(what: 'locks' | 'images', ask: () => Promise<Map<string, T>>): Promise<Map<string, T>> {
+    if (lookUpFailed.has(what)) return new Map();
+    try {
+      return await ask();
+    } catch (e) {
+      lookUpFailed.add(what);
+      env.log.warn(`the look-up of ${what === 'locks' ? 'snapshot locks (DescribeLockedSnapshots)' : 'AMIs (DescribeImages)'} failed: `
+        + 'this step deletes without it, and EC2 refuses what it protects', { errorName: (e as Error).name, error: (e as Error).message });
+      return new Map();
+    }
+  }
+
   /** Prunes the sets of a batch of instances; returns how many instances, in order, are fully handled. */
   async function pruneBatch(batch: readonly string[], listed: readonly ListedSnapshot[]): Promise<number> {
     const candidates = decide(listed).toDelete.flatMap((s) => s.snapshotIds);
-    const decision = decide(listed, await locksInForce(env.ec2, candidates, count));
+    const decision = decide(listed, await lookUp('locks', () => locksInForce(env.ec2, candidates, count)));
     ignored += decision.ignored;
-    const inImages = await snapshotsInImages(env.ec2, decision.toDelete.flatMap((s) => s.snapshotIds), count);
+    const inImages = await lookUp('images', () => snapshotsInImages(env.ec2, decision.toDelete.flatMap((s) => s.snapshotIds), count));
     const deletable: SetToDelete[] = [];
     for (const set of decision.toDelete) {
       const image = set.snapshotIds.map((id) => inImages.get(id)).find((x) => x !== undefined);

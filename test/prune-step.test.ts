@@ -388,3 +388,22 @@ describe('steps and cursor', () => {
     expect(() => parseCursor({ ...newCursor(0), phase: 'prune' })).toThrow('the prune phase needs prune');
   });
 });
+
+describe('look-ups of locks and AMIs that fail', () => {
+  test.each([
+    ['DescribeLockedSnapshots', DescribeLockedSnapshotsCommand],
+    ['DescribeImages', DescribeImagesCommand],
+  ] as const)('GIVEN %s fails (an endpoint without it) WHEN pruning THEN the step warns once, deletes, and reports what EC2 refuses', async (_name, command) => {
+    const locked = sets(I[1], 3);
+    listed(...locked, ...sets(I[1], 1, 0), ...sets(I[2], 3, 1, 0));
+    (ec2Mock.on(command as any) as any).rejects(ec2Error('InvalidAction', 'The action is not valid for this web service.'));
+    ec2Mock.on(DeleteSnapshotCommand, { SnapshotId: locked[0].SnapshotId }).rejects(ec2Error('SnapshotLocked', 'The snapshot is locked.'));
+
+    const { cursor, lines } = await step();
+
+    expect(ec2Mock.commandCalls(command as any)).toHaveLength(1);
+    expect(lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+    expect(cursor.summary!.prune).toMatchObject({ setsDeleted: 1, setsFailed: 1 });
+    expect(cursor.failures[0]).toMatchObject({ instanceId: I[1], outcome: 'prune-failed', code: 'SnapshotLocked' });
+  });
+});
