@@ -164,7 +164,7 @@ export async function runPruneStep(
 
   const live = (await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!);
   const liveIds = new Set(live);
-  const decide = (listed: readonly ListedSnapshot[], lockedUntilMs?: ReadonlyMap<string, number>) => decideRetention({
+  const decide = (listed: readonly ListedSnapshot[], lockedUntilMs?: ReadonlyMap<string, number>, inUseBy?: ReadonlyMap<string, string>) => decideRetention({
     scheduleId: request.scheduleId,
     rules,
     snapshots: listed,
@@ -172,6 +172,7 @@ export async function runPruneStep(
     currentScheduledTime: occurrence.scheduledTime,
     nowMs: now(),
     lockedUntilMs,
+    inUseBy,
   });
   const outOfTime = () => now() - stepStart >= env.stepBudgetMs || env.remainingMs() < env.reserveMs;
   /** Look-ups that failed in this step (see `lookUp`). */
@@ -249,15 +250,13 @@ export async function runPruneStep(
   /** Prunes the sets of a batch of instances; returns how many instances, in order, are fully handled. */
   async function pruneBatch(batch: readonly string[], listed: readonly ListedSnapshot[]): Promise<number> {
     const candidates = decide(listed).toDelete.flatMap((s) => s.snapshotIds);
-    const decision = decide(listed, await lookUp('locks', () => locksInForce(env.ec2, candidates, count)));
+    const lockedUntil = await lookUp('locks', () => locksInForce(env.ec2, candidates, count));
+    const inUse = await lookUp('images', () => snapshotsInImages(env.ec2, candidates, count));
+    const decision = decide(listed, lockedUntil, inUse);
     ignored += decision.ignored;
-    const inImages = await lookUp('images', () => snapshotsInImages(env.ec2, decision.toDelete.flatMap((s) => s.snapshotIds), count));
     const deletable: SetToDelete[] = [];
     for (const set of decision.toDelete) {
-      const image = set.snapshotIds.map((id) => inImages.get(id)).find((x) => x !== undefined);
-      if (image) {
-        record(set, { kind: 'in-use', imageId: image });
-      } else if (request.dryRun) {
+      if (request.dryRun) {
         prune.setsToDelete++;
         env.log.info('dry run: snapshot set would be deleted', describe(set));
       } else {
@@ -287,9 +286,11 @@ export async function runPruneStep(
       if (held.reason === 'pending') {
         prune.setsPending++;
         env.log.info('snapshot set kept for now: a snapshot of it is not completed yet', describeHeld(held));
-      } else {
+      } else if (held.reason === 'locked') {
         prune.setsLocked++;
         env.log.info('snapshot set kept until its lock expires', { ...describeHeld(held), lockedUntil: new Date(held.untilMs ?? 0).toISOString() });
+      } else {
+        record(held, { kind: 'in-use', imageId: held.imageId ?? 'an image' });
       }
     }
     return done;
@@ -329,7 +330,7 @@ export async function runPruneStep(
     return deleted === 0 ? { kind: 'gone' } : { kind: 'deleted', snapshots: deleted };
   }
 
-  function record(set: SetToDelete, outcome: SetOutcome): void {
+  function record(set: SetToDelete | HeldSet, outcome: SetOutcome): void {
     switch (outcome.kind) {
       case 'deleted':
         prune.setsDeleted++;
@@ -366,7 +367,7 @@ export async function runPruneStep(
   return cursor;
 }
 
-function describe(set: SetToDelete): Record<string, unknown> {
+function describe(set: SetToDelete | HeldSet): Record<string, unknown> {
   return { instanceId: set.instanceId, scheduledTime: set.scheduledTime, reason: set.reason, snapshotIds: set.snapshotIds };
 }
 

@@ -35,10 +35,15 @@ export interface HeldSet {
   readonly instanceId: string;
   readonly scheduledTime: string;
   readonly snapshotIds: string[];
-  /** `pending`: a snapshot is not completed yet; `locked`: a snapshot lock is in force. */
-  readonly reason: 'pending' | 'locked';
+  /**
+   * `pending`: a snapshot is not completed yet; `locked`: a snapshot lock is in force; `in-use`: a
+   * snapshot backs an AMI (EC2 answers InvalidSnapshot.InUse).
+   */
+  readonly reason: 'pending' | 'locked' | 'in-use';
   /** `locked`: when the last lock of the set expires (epoch ms). */
   readonly untilMs?: number;
+  /** `in-use`: the AMI that uses a snapshot of the set. */
+  readonly imageId?: string;
 }
 
 export interface RetentionInput {
@@ -54,6 +59,8 @@ export interface RetentionInput {
   readonly nowMs: number;
   /** Snapshot id -> when its lock expires (epoch ms), for the snapshots with a lock in force. */
   readonly lockedUntilMs?: ReadonlyMap<string, number>;
+  /** Snapshot id -> the AMI that uses it, for the snapshots that back an AMI. */
+  readonly inUseBy?: ReadonlyMap<string, string>;
 }
 
 export interface RetentionDecision {
@@ -94,7 +101,8 @@ export type CalendarGranularity = typeof CALENDAR_GRANULARITIES[number];
  *   their newest set's time; after that only `maxAgeSeconds` keeps their sets, the rest go as `gone`.
  * - A failed set no rule keeps goes as `failed` (also for a gone instance), any other as `rules`.
  * - A set to delete is held instead while a snapshot of it is in a state other than `completed` and
- *   `error` (`pending`), or while a lock on a snapshot of it is in force (`locked`, until the latest expiry).
+ *   `error` (`pending`), while a lock on a snapshot of it is in force (`locked`, until the latest
+ *   expiry), or while a snapshot of it backs an AMI (`in-use`), in that order.
  *
  * One pass over the snapshots, a sort per instance and one of the result; the time zone is consulted
  * once per distinct scheduled time.
@@ -138,7 +146,9 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
         if (until !== undefined && until > untilMs) untilMs = until;
       }
     }
+    const imageId = input.inUseBy && set.snapshots.map((s) => input.inUseBy!.get(s.snapshotId)).find((x) => x !== undefined);
     if (untilMs > nowMs) held.push([set, { ...base, reason: 'locked', untilMs }]);
+    else if (imageId !== undefined) held.push([set, { ...base, reason: 'in-use', imageId }]);
     else toDelete.push([set, { ...base, reason }]);
   };
 

@@ -53,6 +53,7 @@ interface DecideOptions {
   readonly current?: string;
   readonly nowMs?: number;
   readonly locks?: Record<string, number>;
+  readonly inUse?: Record<string, string>;
 }
 
 function decide(snapshots: ListedSnapshot[], rules: Partial<RetentionSpec>, options: DecideOptions = {}): RetentionDecision {
@@ -64,6 +65,7 @@ function decide(snapshots: ListedSnapshot[], rules: Partial<RetentionSpec>, opti
     currentScheduledTime: options.current ?? iso(NOW),
     nowMs: options.nowMs ?? NOW,
     lockedUntilMs: options.locks ? new Map(Object.entries(options.locks)) : undefined,
+    inUseBy: options.inUse ? new Map(Object.entries(options.inUse)) : undefined,
   });
 }
 
@@ -478,6 +480,37 @@ describe('vetoes', () => {
 
     expect(decision.held).toEqual([{ instanceId: I1, scheduledTime: times[0], reason: 'locked', untilMs: NOW + 3 * DAY, snapshotIds: [a, b] }]);
     expect(deleted(decision)).toEqual([`${times[1]} rules`]);
+  });
+
+  test('GIVEN a set no rule keeps with a snapshot that backs an AMI THEN it is held whole as in use, naming the AMI', () => {
+    const [a, b] = set(I1, times[0]).map((s) => s.snapshotId);
+
+    const decision = decide(sets(times), { count: 1 }, { inUse: { [b]: 'ami-0123456789abcdef0', 'snap-elsewhere': 'ami-1' } });
+
+    expect(decision.held).toEqual([{ instanceId: I1, scheduledTime: times[0], reason: 'in-use', imageId: 'ami-0123456789abcdef0', snapshotIds: [a, b] }]);
+    expect(deleted(decision)).toEqual([`${times[1]} rules`]);
+  });
+
+  test('GIVEN a kept set with a snapshot that backs an AMI THEN it is simply kept (an AMI does not keep a set the rules drop, nor the reverse)', () => {
+    const [a] = set(I1, times[times.length - 1]).map((s) => s.snapshotId);
+
+    const decision = decide(sets(times), { count: times.length }, { inUse: { [a]: 'ami-0123456789abcdef0' } });
+
+    expect(decision.held).toEqual([]);
+    expect(decision.toDelete).toEqual([]);
+  });
+
+  test.each([
+    ['pending', { state: ['pending', 'completed'] as string[] }, { locks: {} }, 'pending'],
+    ['locked', {}, { locks: { LOCK: NOW + DAY } }, 'locked'],
+  ])('GIVEN a set both %s and in use THEN it is held as %s', (_name, setOptions, vetoes, reason) => {
+    const snapshots = [...set(I1, times[0], setOptions as SetOptions), ...sets(times.slice(1))];
+    const [a, b] = snapshots.map((s) => s.snapshotId);
+    const locks = Object.fromEntries(Object.entries(vetoes.locks).map(([, v]) => [a, v]));
+
+    const decision = decide(snapshots, { count: 1 }, { locks, inUse: { [b]: 'ami-0123456789abcdef0' } });
+
+    expect(decision.held.map((s) => s.reason)).toEqual([reason]);
   });
 
   test('GIVEN one lock in force and one expired THEN the set is held until the one in force expires', () => {
