@@ -164,7 +164,11 @@ export async function runPruneStep(
 
   const live = (await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!);
   const liveIds = new Set(live);
-  const decide = (listed: readonly ListedSnapshot[], lockedUntilMs?: ReadonlyMap<string, number>, inUseBy?: ReadonlyMap<string, string>) => decideRetention({
+  const decide = (
+    listed: readonly ListedSnapshot[],
+    lockedUntilMs?: ReadonlyMap<string, number>,
+    inUseBy?: ReadonlyMap<string, string>,
+  ) => decideRetention({
     scheduleId: request.scheduleId,
     rules,
     snapshots: listed,
