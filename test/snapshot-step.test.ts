@@ -48,7 +48,15 @@ const SETTINGS: RunSettings = {
 /** Instance ids in id order: I[1] < I[2] < ... */
 const I = Array.from({ length: 12 }, (_, n) => instanceId(n));
 
-function instance(id: string, options: { tags?: Record<string, string>; volumes?: string[]; outpostArn?: string; state?: string; zone?: string } = {}): Instance {
+interface InstanceOptions {
+  tags?: Record<string, string>;
+  volumes?: string[];
+  outpostArn?: string;
+  state?: string;
+  zone?: string;
+}
+
+function instance(id: string, options: InstanceOptions = {}): Instance {
   const volumes = options.volumes ?? [`vol-${id.slice(2)}`];
   return {
     InstanceId: id,

@@ -72,8 +72,12 @@ test('GIVEN Retention.count(3) and three earlier sets WHEN the occurrence runs T
   const h = await setUp(instances, { retention: Retention.count(3) });
   h.faults.sim.seedSnapshots(earlier(h, instances, [3, 2, 1]));
   // A look-alike another schedule made, older than everything: never this schedule's to delete.
-  const foreign = h.faults.sim.seedSnapshots([{ volumeId: instances[0].volumeIds[0], instanceId: instances[0].instanceId, startTimeMs: 0,
-    tags: { [SCHEDULE_TAG]: 'Other/Schedule', [SCHEDULED_TIME_TAG]: daysAgo(30), [INSTANCE_ID_TAG]: instances[0].instanceId } }]);
+  const foreign = h.faults.sim.seedSnapshots([{
+    volumeId: instances[0].volumeIds[0],
+    instanceId: instances[0].instanceId,
+    startTimeMs: 0,
+    tags: { [SCHEDULE_TAG]: 'Other/Schedule', [SCHEDULED_TIME_TAG]: daysAgo(30), [INSTANCE_ID_TAG]: instances[0].instanceId },
+  }]);
 
   const result = await h.run(delivery('exec-1'));
 
