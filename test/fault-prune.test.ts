@@ -50,8 +50,16 @@ async function prune(harness: FaultHarness, clients: Ec2ClientsOptions = {}, req
     // Fast by default: the pace itself is what two of the cases set.
     const { ec2, ec2Delete } = harness.clientsFor({ deleteSnapshotsPerSec: 2_000, ...clients });
     cursor = await runPruneStep(request, OCCURRENCE, JSON.parse(JSON.stringify(cursor)), {
-      ec2, ec2Delete, log, stepBudgetMs: 60_000, reserveMs: 0, concurrency: 8, backoffBaseMs: 2, backoffMaxMs: 20,
-      remainingMs: () => 900_000, ...overrides,
+      ec2,
+      ec2Delete,
+      log,
+      stepBudgetMs: 60_000,
+      reserveMs: 0,
+      concurrency: 8,
+      backoffBaseMs: 2,
+      backoffMaxMs: 20,
+      remainingMs: () => 900_000,
+      ...overrides,
     });
   }
   return { cursor, log };
