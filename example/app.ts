@@ -8,9 +8,9 @@
  *   npx projen example
  */
 import * as path from 'path';
-import { App, CfnElement, CfnResource, Stack, TimeZone } from 'aws-cdk-lib';
+import { App, CfnElement, CfnResource, Duration, Stack, TimeZone } from 'aws-cdk-lib';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import { CopyTagsFromSource, InstanceSnapshotSchedule } from '../src';
+import { CopyTagsFromSource, InstanceSnapshotSchedule, Retention, SnapshotLock } from '../src';
 
 const app = new App({ outdir: path.join(__dirname, '..', 'cdk.out.example') });
 const stack = new Stack(app, 'InstanceSnapshotsExample', { env: { account: '123456789012', region: 'eu-central-1' } });
@@ -24,12 +24,18 @@ const schedules = [
     description: 'nightly crash-consistent set',
     snapshotTags: { CostCenter: '42' },
     copyTagsFromSource: CopyTagsFromSource.VOLUME,
+    // The last two weeks, then one set a week for two months, counted in Berlin time.
+    retention: Retention.calendar({ daily: 14, weekly: 8 }),
+    lock: SnapshotLock.governance(Duration.days(7)),
+    recycleBinRetention: Duration.days(7),
   }),
   // A second schedule in the same stack has its own worker, roles and workflow; it shares only
   // the occurrence lock table and the log group.
   new InstanceSnapshotSchedule(stack, 'Weekly', {
     instanceTags: { Backup: ['weekly', 'nightly'], Environment: ['prod'] },
     schedule: scheduler.ScheduleExpression.cron({ weekDay: 'SUN', hour: '4', minute: '0', timeZone: TimeZone.AMERICA_NEW_YORK }),
+    retention: Retention.anyOf(Retention.count(4), Retention.age(Duration.days(90))),
+    excludeInstanceTags: { Lifecycle: ['decommissioning'] },
   }),
 ];
 
