@@ -91,7 +91,43 @@ export interface SnapshotRunRequest {
   readonly retention?: RetentionSpec;
   /** The account's DeleteSnapshot refill rate in this Region (EC2's default: 5). */
   readonly deleteSnapshotsPerSecond?: number;
+  /** Copies of every completed set to other Regions, each with its own retention; absent: none. */
+  readonly copies?: CopyRuleSpec[];
 }
+
+/**
+ * Copies of the schedule's sets in another Region. Each snapshot of a completed set is copied
+ * (EC2 has no set-level copy); every copy carries the set's identity tags and its source's id, so
+ * the destination sees whole sets and a repeated copy is found before it is made.
+ */
+export interface CopyRuleSpec {
+  /** The destination Region, e.g. `eu-west-1` (never the schedule's own). */
+  readonly region: string;
+  /** A KMS key in the destination Region: every copy is encrypted with it (unencrypted sources too). */
+  readonly kmsKeyArn?: string;
+  /** Copy the source snapshot's other tags (the user's `snapshotTags`, volume tags) onto the copy. */
+  readonly copyTags: boolean;
+  /** Which copies to keep in the destination; absent: copies are never deleted. */
+  readonly retention?: RetentionSpec;
+  /** EBS time-based copy: the copy completes within this many minutes (15 to 2,880, in steps of 15). */
+  readonly completionDurationMinutes?: number;
+}
+
+/** Tag on every copy: the id of the snapshot it was copied from. */
+export const SOURCE_SNAPSHOT_TAG = `${OWNERSHIP_TAG_PREFIX}source-snapshot-id`;
+/** Tag on every copy: the Region of the snapshot it was copied from. */
+export const SOURCE_REGION_TAG = `${OWNERSHIP_TAG_PREFIX}source-region`;
+
+/** EC2's limits for copies (CopySnapshot). */
+export const COPY_LIMITS = {
+  /** Destination Regions per schedule (as Data Lifecycle Manager). */
+  maxCopyRules: 3,
+  /** Copies in progress at once per destination Region and account. */
+  maxConcurrentCopiesPerRegion: 20,
+  minCompletionMinutes: 15,
+  maxCompletionMinutes: 2_880,
+  completionStepMinutes: 15,
+};
 
 /** EC2 `LockSnapshot` options, applied to every snapshot of a set the run creates. */
 export interface SnapshotLockSpec {
@@ -176,6 +212,10 @@ export const WORKFLOW = {
   phaseWaitForRetryPass: 'wait',
   /** The sets are made: the run deletes what the retention rules no longer keep. */
   phasePrune: 'prune',
+  /** Copies to other Regions: the step starts what it can and checks what is in progress. */
+  phaseCopy: 'copy',
+  /** Copies (or their sources) are in progress: the workflow waits, then steps again. */
+  phaseWaitForCopies: 'copy-wait',
   phaseDone: 'done',
   /** `cursor.result` values. */
   resultSucceeded: 'succeeded',
@@ -207,7 +247,7 @@ export const LOCK_RETENTION_DAYS = 100;
 const REQUEST_KEYS = [
   'version', 'scheduleId', 'instanceTags', 'excludeBootVolume', 'excludeDataVolumeIds', 'excludeDataVolumeTags',
   'outpostArn', 'description', 'snapshotTags', 'copyTagsFromSource', 'dryRun', 'createSnapshotsPerSecond',
-  'excludeInstanceTags', 'location', 'lock', 'retention', 'deleteSnapshotsPerSecond',
+  'excludeInstanceTags', 'location', 'lock', 'retention', 'deleteSnapshotsPerSecond', 'copies',
 ];
 
 /** One problem found in a request or in props: the prop it concerns and what is wrong. */
@@ -471,6 +511,8 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
   if (lock !== undefined) v.push(...checkLockSpec(lock));
   const retention = event.retention;
   if (retention !== undefined) v.push(...checkRetentionSpec(retention));
+  const copies = event.copies;
+  if (copies !== undefined) v.push(...checkCopyRules(copies, { outpostArn, location }));
 
   if (v.length > 0) {
     throw new InvalidRunRequestError(v);
@@ -493,7 +535,76 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     ...(location !== undefined ? { location } : {}),
     ...(lock !== undefined ? { lock: lock as SnapshotLockSpec } : {}),
     ...(retention !== undefined ? { retention: retention as RetentionSpec } : {}),
+    ...(copies !== undefined ? { copies: copies as CopyRuleSpec[] } : {}),
   };
+}
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:(key|alias)\/.+$/;
+const COPY_RULE_KEYS = ['region', 'kmsKeyArn', 'copyTags', 'retention', 'completionDurationMinutes'];
+
+/**
+ * Checks copy rules: at most 3 distinct Regions, a KMS key in its rule's Region, a completion
+ * duration EC2 accepts, a retention like the schedule's; never with Outposts or Local Zones (their
+ * snapshots cannot be copied to another Region).
+ */
+export function checkCopyRules(
+  value: unknown,
+  source: { readonly outpostArn?: string; readonly location?: string; readonly region?: string },
+  isUnresolved: (s: string) => boolean = () => false,
+): ContractViolation[] {
+  const prop = 'copies';
+  const L = COPY_LIMITS;
+  if (!Array.isArray(value)) return [{ prop, message: `copies must be a list of copy rules, got: ${show(value)}` }];
+  const out: ContractViolation[] = [];
+  if (value.length > L.maxCopyRules) {
+    out.push({ prop, message: `copies may name at most ${L.maxCopyRules} destination Regions (as Data Lifecycle Manager), got: ${value.length}` });
+  }
+  if (value.length > 0 && source.outpostArn !== undefined) {
+    out.push({ prop, message: `copies cannot be made of Outpost snapshots (EC2 does not copy them to another Region), got: outpostArn ${show(source.outpostArn)}` });
+  }
+  if (value.length > 0 && source.location === 'local') {
+    out.push({ prop, message: 'copies cannot be made of Local Zone snapshots (EC2 does not copy them to another Region), got: location "local"' });
+  }
+  const seen = new Set<string>();
+  value.forEach((rule: unknown, n: number) => {
+    const at = `copies[${n}]`;
+    if (!isRecord(rule)) {
+      out.push({ prop, message: `${at} must be a copy rule, got: ${show(rule)}` });
+      return;
+    }
+    const unknown = Object.keys(rule).filter((k) => !COPY_RULE_KEYS.includes(k));
+    if (unknown.length > 0) out.push({ prop, message: `${at} has fields no copy rule has, got: ${show(unknown)}` });
+    const region = rule.region;
+    if (typeof region !== 'string' || (!isUnresolved(region) && !REGION.test(region))) {
+      out.push({ prop, message: `${at}.region must be a Region name like "eu-west-1", got: ${show(region)}` });
+    } else if (!isUnresolved(region)) {
+      if (seen.has(region)) out.push({ prop, message: `${at}.region names a Region a rule before it names already, got: ${show(region)}` });
+      if (source.region !== undefined && region === source.region) {
+        out.push({ prop, message: `${at}.region is the schedule's own Region: copies go to other Regions, got: ${show(region)}` });
+      }
+      seen.add(region);
+    }
+    if (rule.kmsKeyArn !== undefined) {
+      const m = typeof rule.kmsKeyArn === 'string' && !isUnresolved(rule.kmsKeyArn) ? KMS_KEY_ARN.exec(rule.kmsKeyArn) : undefined;
+      if (typeof rule.kmsKeyArn !== 'string' || (!isUnresolved(rule.kmsKeyArn) && !m)) {
+        out.push({ prop, message: `${at}.kmsKeyArn must be a KMS key or alias ARN, got: ${show(rule.kmsKeyArn)}` });
+      } else if (m && typeof region === 'string' && !isUnresolved(region) && m[1] !== region) {
+        out.push({ prop, message: `${at}.kmsKeyArn must be a key in the rule's Region ${show(region)} (KMS keys are Regional), got: ${show(rule.kmsKeyArn)}` });
+      }
+    }
+    if (typeof rule.copyTags !== 'boolean') out.push({ prop, message: `${at}.copyTags must be a boolean, got: ${show(rule.copyTags)}` });
+    if (rule.retention !== undefined) out.push(...checkRetentionSpec(rule.retention, `${at}.retention`));
+    const minutes = rule.completionDurationMinutes;
+    if (minutes !== undefined && (!isWholeIn(minutes, L.minCompletionMinutes, L.maxCompletionMinutes) || (minutes as number) % L.completionStepMinutes !== 0)) {
+      out.push({
+        prop,
+        message: `${at} completion duration must be ${L.minCompletionMinutes} minutes to ${L.maxCompletionMinutes / 60} hours in steps of `
+          + `${L.completionStepMinutes} minutes (EBS time-based copy), got: ${show(minutes)} minutes`,
+      });
+    }
+  });
+  return out;
 }
 
 /** Checks a schedule id: it is a tag value (at most 256 characters) and part of the lock key. */
@@ -745,6 +856,12 @@ export const METRICS = {
   snapshotSetsLocked: 'SnapshotSetsLocked',
   /** Sets whose deletion failed for any other reason (the run fails). */
   pruneFailures: 'PruneFailures',
+  /** Copies, by schedule (the dimension) over every destination Region; emitted by the run's final step with `copies`. */
+  snapshotsCopied: 'SnapshotsCopied',
+  /** Sets whose copy to a destination could not be made (the run fails). */
+  copyFailures: 'CopyFailures',
+  /** Copies still in progress past their completion duration when the run ended. */
+  copiesOverdue: 'CopiesOverdue',
 } as const;
 
 /** The worker's environment variable that names the SNS topic it notifies of failed sets. */
