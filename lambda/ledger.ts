@@ -30,6 +30,40 @@ export interface RunCounts {
   lockFailed: number;
 }
 
+/** The copy phase's progress in one destination Region. */
+export interface CopyRegionProgress {
+  readonly region: string;
+  /** Every instance with an id <= `after` has all its wanted sets copied ('' before the first). */
+  after: string;
+  /** Every wanted set is copied and the destination's retention applied. */
+  done: boolean;
+  /** Copies made (CopySnapshot calls that answered with a copy). */
+  copied: number;
+  /** Sets that cannot be copied (a source in error, a copy refused). */
+  failed: number;
+  /** Copies of the destination deleted by its retention (snapshots). */
+  deleted: number;
+  /** As of the last step: copies in progress, of which overdue, and wanted sets not yet copied. */
+  inProgress: number;
+  overdue: number;
+  waiting: number;
+}
+
+/** The copy phase: one entry per copy rule, in the request's order. */
+export interface CopyProgress {
+  regions: CopyRegionProgress[];
+  /** Waits between copy steps so far. */
+  waits: number;
+}
+
+/** A fresh copy phase for the given destination Regions. */
+export function newCopyProgress(regions: readonly string[]): CopyProgress {
+  return {
+    regions: regions.map((region) => ({ region, after: '', done: false, copied: 0, failed: 0, deleted: 0, inProgress: 0, overdue: 0, waiting: 0 })),
+    waits: 0,
+  };
+}
+
 /** Retention's progress and counts: the run's prune phase, after its sets are made. */
 export interface PruneProgress {
   /** `live`: the selected instances' sets; `gone`: then those of instances no longer selected. */
@@ -56,7 +90,7 @@ export interface PruneProgress {
 export interface FailureRecord {
   readonly instanceId: string;
   /** `prune-failed`: deleting one of the instance's old sets failed. */
-  readonly outcome: 'failed' | 'not-attempted' | 'prune-failed';
+  readonly outcome: 'failed' | 'not-attempted' | 'prune-failed' | 'copy-failed';
   readonly code: string;
   readonly message: string;
 }
@@ -92,6 +126,8 @@ export interface RunCursor {
   halted?: string;
   /** Present from the prune phase on (schedules with retention rules). */
   prune?: PruneProgress;
+  /** Present from the copy phase on (schedules with copy rules). */
+  copy?: CopyProgress;
   /** Set when `phase` is done. */
   result?: typeof WORKFLOW.resultSucceeded | typeof WORKFLOW.resultFailed;
   summary?: RunSummary;
@@ -108,6 +144,8 @@ export interface RunSummary {
   readonly counts: RunCounts;
   /** Retention's counts (schedules with retention rules). */
   readonly prune?: Omit<PruneProgress, 'stage' | 'after' | 'bucket'>;
+  /** Copies by destination Region (schedules with copy rules). */
+  readonly copies?: Array<Omit<CopyRegionProgress, 'after' | 'done'>>;
   readonly failuresByCode: Record<string, number>;
   readonly failures: FailureRecord[];
   readonly passes: number;
@@ -151,9 +189,11 @@ export function startRetryPass(cursor: RunCursor): void {
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-const PHASES: string[] = [WORKFLOW.phaseSnapshot, WORKFLOW.phaseWaitForRetryPass, WORKFLOW.phasePrune, WORKFLOW.phaseDone];
+const PHASES: string[] = [
+  WORKFLOW.phaseSnapshot, WORKFLOW.phaseWaitForRetryPass, WORKFLOW.phasePrune, WORKFLOW.phaseCopy, WORKFLOW.phaseWaitForCopies, WORKFLOW.phaseDone,
+];
 const CURSOR_KEYS = new Set([
-  'v', 'phase', 'pass', 'after', 'upto', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'prune',
+  'v', 'phase', 'pass', 'after', 'upto', 'steps', 'counts', 'failuresByCode', 'failures', 'apiCalls', 'bucket', 'startedAtMs', 'halted', 'prune', 'copy',
   'result', 'summary', 'summaryText',
 ]);
 const PRUNE_COUNT_KEYS = ['setsDeleted', 'snapshotsDeleted', 'setsToDelete', 'setsInUse', 'setsLocked', 'setsPending', 'setsFailed'] as const;
@@ -192,6 +232,8 @@ export function parseCursor(value: unknown): RunCursor {
     if (c.bucket !== undefined && !isBucketLevel(c.bucket)) problems.push('bucket must hold tokens and atEpochMs');
     if (c.prune !== undefined) problems.push(...pruneProblems(c.prune));
     if (c.phase === WORKFLOW.phasePrune && c.prune === undefined) problems.push('the prune phase needs prune');
+    if (c.copy !== undefined) problems.push(...copyProblems(c.copy));
+    if ((c.phase === WORKFLOW.phaseCopy || c.phase === WORKFLOW.phaseWaitForCopies) && c.copy === undefined) problems.push('the copy phase needs copy');
   }
   if (problems.length > 0) {
     throw new InvalidRunRequestError([{ prop: 'cursor', message: `cursor is not one this workflow wrote (${problems.join('; ')}), got: ${show(value)}` }]);
@@ -202,6 +244,27 @@ export function parseCursor(value: unknown): RunCursor {
 function isBucketLevel(value: unknown): boolean {
   const b = value as Partial<BucketLevel> | null;
   return typeof b === 'object' && b !== null && Number.isFinite(b.tokens) && Number.isFinite(b.atEpochMs);
+}
+
+const COPY_COUNT_KEYS = ['copied', 'failed', 'deleted', 'inProgress', 'overdue', 'waiting'] as const;
+const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+function copyProblems(value: unknown): string[] {
+  const c = value as Partial<CopyProgress> | null;
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) return ['copy must be an object'];
+  const problems: string[] = [];
+  if (Object.keys(c).some((k) => k !== 'regions' && k !== 'waits')) problems.push('copy has unknown fields');
+  if (!Number.isInteger(c.waits) || c.waits! < 0) problems.push('copy.waits must be a whole number');
+  if (!Array.isArray(c.regions) || c.regions.length > 3) return [...problems, 'copy.regions must be a list of at most 3'];
+  for (const r of c.regions as unknown as Array<Record<string, unknown>>) {
+    if (typeof r !== 'object' || r === null) { problems.push('copy.regions must hold objects'); continue; }
+    if (Object.keys(r).some((k) => !['region', 'after', 'done', ...COPY_COUNT_KEYS].includes(k))) problems.push('copy.regions entries have unknown fields');
+    if (typeof r.region !== 'string' || !REGION_NAME.test(r.region)) problems.push('copy.regions[].region must be a Region name');
+    if (typeof r.after !== 'string' || (r.after !== '' && !INSTANCE_ID.test(r.after))) problems.push('copy.regions[].after must be \'\' or an instance id');
+    if (typeof r.done !== 'boolean') problems.push('copy.regions[].done must be a boolean');
+    if (COPY_COUNT_KEYS.some((k) => !Number.isInteger(r[k]) || (r[k] as number) < 0)) problems.push(`copy.regions[] must hold ${COPY_COUNT_KEYS.join(', ')}`);
+  }
+  return problems;
 }
 
 function pruneProblems(value: unknown): string[] {
@@ -277,7 +340,8 @@ export class Ledger {
 
 /** Ends the run: sets result, summary and its text on the cursor. */
 export function finishRun(cursor: RunCursor, run: { scheduleId: string; scheduledTime: string; executionName: string }, nowMs: number): void {
-  const failed = cursor.counts.failed + cursor.counts.notAttempted + (cursor.prune?.setsFailed ?? 0) > 0;
+  const copyFailures = (cursor.copy?.regions ?? []).reduce((n, r) => n + r.failed, 0);
+  const failed = cursor.counts.failed + cursor.counts.notAttempted + (cursor.prune?.setsFailed ?? 0) + copyFailures > 0;
   cursor.phase = WORKFLOW.phaseDone;
   cursor.result = failed ? WORKFLOW.resultFailed : WORKFLOW.resultSucceeded;
   const summary: RunSummary = {
@@ -287,6 +351,7 @@ export function finishRun(cursor: RunCursor, run: { scheduleId: string; schedule
     result: cursor.result,
     counts: { ...cursor.counts },
     ...(cursor.prune ? { prune: pruneCounts(cursor.prune) } : {}),
+    ...(cursor.copy ? { copies: cursor.copy.regions.map(({ after: _after, done: _done, ...counts }) => counts) } : {}),
     failuresByCode: { ...cursor.failuresByCode },
     failures: [...cursor.failures],
     passes: cursor.pass,

@@ -8,10 +8,11 @@
  * only says up to which instance the sets are handled. Deleting a deleted snapshot answers
  * InvalidSnapshot.NotFound, which is success here.
  */
-import { DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, Filter } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, Filter, Tag } from '@aws-sdk/client-ec2';
 import { DESCRIBE_PAGE_SIZE, escapeFilterValue } from './ec2-requests';
 import { classifyError, ErrorAction } from './error-codes';
-import { finishRun, Ledger, RunCursor, RunLog } from './ledger';
+import { Ledger, RunCursor, RunLog } from './ledger';
+import { afterPrune } from './phases';
 import { decideRetention, HeldSet, ListedSnapshot, SetToDelete } from './retention';
 import { CallCounter, counted, listSelection } from './selection';
 import { locksInForce } from './snapshot-locks';
@@ -22,6 +23,7 @@ import {
   SCHEDULE_TAG,
   SCHEDULED_TIME_TAG,
   SnapshotRunRequest,
+  SOURCE_SNAPSHOT_TAG,
 } from '../src/private/request-contract';
 
 /**
@@ -72,20 +74,25 @@ export function listInstanceSnapshots(
   scheduleId: string,
   instanceIds: readonly string[],
   count: CallCounter,
-): Promise<ListedSnapshot[]> {
+): Promise<ListedSnapshotOrCopy[]> {
   return listSnapshots(ec2, [
     { Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(scheduleId)] },
     { Name: `tag:${INSTANCE_ID_TAG}`, Values: [...instanceIds] },
   ], count);
 }
 
-async function listSnapshots(
+/** A listed snapshot with the id of the snapshot it was copied from, when it is a copy the library made. */
+export type ListedSnapshotOrCopy = ListedSnapshot & { readonly sourceSnapshotId?: string };
+
+/** The account's own snapshots matching `filters`, paginated, reduced to what retention and copy planning read. */
+export async function listSnapshots(
   ec2: EC2Client,
   filters: Filter[],
   count: CallCounter,
   keep: (instanceId: string | undefined) => boolean = () => true,
-): Promise<ListedSnapshot[]> {
-  const out: ListedSnapshot[] = [];
+  onTags?: (snapshotId: string, tags: Tag[]) => void,
+): Promise<ListedSnapshotOrCopy[]> {
+  const out: ListedSnapshotOrCopy[] = [];
   let token: string | undefined;
   do {
     const page = await counted(count, 'DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({
@@ -98,6 +105,7 @@ async function listSnapshots(
       const tag = (key: string) => s.Tags?.find((t) => t.Key === key)?.Value;
       const instanceId = tag(INSTANCE_ID_TAG);
       if (!s.SnapshotId || !keep(instanceId)) continue;
+      onTags?.(s.SnapshotId, s.Tags ?? []);
       out.push({
         snapshotId: s.SnapshotId,
         volumeId: s.VolumeId ?? '',
@@ -106,6 +114,7 @@ async function listSnapshots(
         scheduleId: tag(SCHEDULE_TAG),
         instanceId,
         scheduledTime: tag(SCHEDULED_TIME_TAG),
+        ...(tag(SOURCE_SNAPSHOT_TAG) !== undefined ? { sourceSnapshotId: tag(SOURCE_SNAPSHOT_TAG) } : {}),
       });
     }
     token = page.NextToken;
@@ -356,9 +365,7 @@ export async function runPruneStep(
     }
   }
 
-  if (finished) {
-    finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
-  }
+  if (finished) afterPrune(request, occurrence, cursor, now());
   env.log.info('prune step finished', {
     step: cursor.steps,
     stage: prune.stage,

@@ -12,7 +12,8 @@
 import { CreateSnapshotsCommand, DescribeSnapshotsCommand, EC2Client, Instance, Snapshot } from '@aws-sdk/client-ec2';
 import { buildCreateSnapshotsInput, buildDescribeOccurrenceSnapshotsInput, instancesWithSets, LOOKUP_BATCH_SIZE, PlannedInstance, planInstance } from './ec2-requests';
 import { ClassifiedError, classifyError, ErrorAction } from './error-codes';
-import { finishRun, Ledger, newPruneProgress, RunCursor, RunLog, startRetryPass } from './ledger';
+import { Ledger, RunCursor, RunLog, startRetryPass } from './ledger';
+import { afterSnapshots } from './phases';
 import { after, counted, listExcludedVolumes, listSelection, listSelectionPages } from './selection';
 import { lockSet } from './snapshot-locks';
 import { DEFAULT_CREATE_SNAPSHOTS_PER_SECOND, Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
@@ -418,13 +419,8 @@ export async function runSnapshotStep(
   } else if (!halt && ledger.unfinishedInPass() > 0 && cursor.pass < s.maxPasses && !request.dryRun) {
     cursor.phase = WORKFLOW.phaseWaitForRetryPass;
     env.log.info('pass finished with instances left: a retry pass follows', { pass: cursor.pass, unfinished: ledger.unfinishedInPass() });
-  } else if (request.retention) {
-    // The sets are made (or reported): retention deletes what its rules no longer keep, also after
-    // the account's quota stopped creation, which is when deleting matters most.
-    cursor.phase = WORKFLOW.phasePrune;
-    cursor.prune = newPruneProgress();
   } else {
-    finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
+    afterSnapshots(request, occurrence, cursor, now());
   }
   env.log.info('step finished', { pass: cursor.pass, step: cursor.steps, after: cursor.after, phase: cursor.phase, window: todo.length, durationMs: now() - stepStart });
   return cursor;

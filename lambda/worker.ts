@@ -17,6 +17,7 @@ import { createEc2Clients, createEventClients, Ec2Clients, Ec2ClientsOptions, EC
 import { isSnapshotsCompletionEvent } from './completion-events';
 import { CompletionEventReport, reportCompletionEvent } from './completion-report';
 import { newCursor, parseCursor, RunCursor, RunLog } from './ledger';
+import { RegionClients, runCopyStep } from './copy-step';
 import { deleteRateOf, runPruneStep } from './prune-step';
 import { DEFAULT_SETTINGS, RunSettings, runSnapshotStep } from './snapshot-step';
 import {
@@ -300,8 +301,24 @@ export function makeWorker(deps: WorkerDependencies) {
       const createRate = request.createSnapshotsPerSecond ?? DEFAULT_CREATE_SNAPSHOTS_PER_SECOND;
       const clientOptions = clientOptionsFromEnv(deps.env, createRate, deleteRateOf(request));
       const clients = deps.createClients({ ...clientOptions, createSnapshotsBucket: cursor.bucket, deleteSnapshotsBucket: cursor.prune?.bucket });
+      const regional = new Map<string, Ec2Clients>();
+      const regionClients = (region: string): RegionClients => {
+        let built = regional.get(region);
+        if (!built) regional.set(region, built = deps.createClients({ ...clientOptions, config: { region } }));
+        return { ec2: built.ec2, ec2Copy: built.ec2Create, ec2Delete: built.ec2Delete };
+      };
       try {
-        const next = cursor.phase === WORKFLOW.phasePrune ? await runPruneStep(request, occurrence, cursor, {
+        const copying = cursor.phase === WORKFLOW.phaseCopy || cursor.phase === WORKFLOW.phaseWaitForCopies;
+        const next = copying ? await runCopyStep(request, occurrence, cursor, {
+          ec2: clients.ec2,
+          sourceRegion: deps.env.AWS_REGION ?? (await clients.ec2.config.region()),
+          regionClients,
+          log,
+          stepBudgetMs: deps.settings.stepBudgetMs,
+          reserveMs: deps.settings.reserveMs,
+          remainingMs: () => context.getRemainingTimeInMillis(),
+          now,
+        }) : cursor.phase === WORKFLOW.phasePrune ? await runPruneStep(request, occurrence, cursor, {
           ec2: clients.ec2,
           ec2Delete: clients.ec2Delete,
           log,
@@ -329,9 +346,11 @@ export function makeWorker(deps: WorkerDependencies) {
         }
         return next;
       } finally {
-        clients.ec2.destroy();
-        clients.ec2Create.destroy();
-        clients.ec2Delete.destroy();
+        for (const c of [clients, ...regional.values()]) {
+          c.ec2.destroy();
+          c.ec2Create.destroy();
+          c.ec2Delete.destroy();
+        }
       }
     } catch (e) {
       logger.error('step failed before it finished: the workflow repeats it from the same cursor after a wait', { errorName: (e as Error).name, error: (e as Error).message });

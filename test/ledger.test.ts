@@ -54,7 +54,7 @@ describe('parseCursor', () => {
     ['a list of instances still to do (a forged widening)', { ...valid(), pending: ['i-0123456789abcdef0'] }, 'unknown fields ["pending"]'],
     ['an instance list under another name', { ...valid(), instanceIds: ['i-0123456789abcdef0'], request: {} }, 'unknown fields ["instanceIds","request"]'],
     ['another version', { ...valid(), v: 2 }, 'v must be 1'],
-    ['an unknown phase', { ...valid(), phase: 'continue' }, 'phase must be one of ["snapshot","wait","prune","done"]'],
+    ['an unknown phase', { ...valid(), phase: 'continue' }, 'phase must be one of ["snapshot","wait","prune","copy","copy-wait","done"]'],
     ['pass 0', { ...valid(), pass: 0 }, 'pass must be a whole number >= 1'],
     ['a fractional pass', { ...valid(), pass: 1.5 }, 'pass must be a whole number >= 1'],
     ['a position that is not an instance id', { ...valid(), after: 'vol-0123456789abcdef0' }, 'after must be \'\' or an instance id'],

@@ -19,6 +19,8 @@ export const WORKFLOW_TIMING = {
   maxRecoveries: 5,
   /** Between two passes over the selection, for pending snapshots to complete and starting instances to run. */
   retryPassWait: Duration.minutes(5),
+  /** Between two copy steps: copies take minutes to hours; DescribeSnapshots has long caught up by then. */
+  copyWait: Duration.minutes(5),
   /** Step Functions waits this long for one worker step (the worker itself stops within Lambda's 15 minutes). */
   stepTimeout: Duration.minutes(16),
 };
@@ -46,6 +48,8 @@ export interface RunWorkflowProps {
   readonly lockTable: dynamodb.ITable;
   /** The schedule's request as JSON text (the worker parses and checks it on every call). */
   readonly requestJson: string;
+  /** The schedule copies its sets to other Regions: the workflow waits between copy steps. */
+  readonly copies?: boolean;
 }
 
 /**
@@ -178,7 +182,17 @@ export function buildRunDefinition(scope: Construct, props: RunWorkflowProps): s
   const progress = new sfn.Choice(scope, 'RunProgress')
     .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseSnapshot), step)
     .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phasePrune), step)
-    .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseWaitForRetryPass), retryPassWait.next(step))
+    .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseWaitForRetryPass), retryPassWait.next(step));
+  if (props.copies) {
+    const copyWait = new sfn.Wait(scope, 'WaitForCopies', {
+      comment: 'Copies to other Regions, or the sets they copy, are in progress: look again later.',
+      time: sfn.WaitTime.duration(t.copyWait),
+    });
+    progress
+      .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseCopy), step)
+      .when(sfn.Condition.stringEquals('$.cursor.phase', WORKFLOW.phaseWaitForCopies), copyWait.next(step));
+  }
+  progress
     .when(sfn.Condition.stringEquals('$.cursor.result', WORKFLOW.resultSucceeded), succeeded)
     .otherwise(failed);
 

@@ -2,7 +2,8 @@
  * In-process simulator of the subset of the Amazon EC2 *query protocol* used by the
  * snapshot code: DescribeInstances, CreateSnapshots, DescribeSnapshots and DescribeVolumes; the
  * snapshot lifecycle: DeleteSnapshot, LockSnapshot, DescribeLockedSnapshots and DescribeImages (for the
- * images registered with `registerImage`); and of Lambda's
+ * images registered with `registerImage`); copies and sharing: CopySnapshot, ModifySnapshotAttribute and
+ * DescribeSnapshotAttribute (createVolumePermission); and of Lambda's
  * `Invoke` (REST-JSON, `POST /2015-03-31/functions/{name}/invocations`), which only records the
  * payload (the handler's continuation), so `AWS_ENDPOINT_URL_LAMBDA` can point here too.
  *
@@ -14,6 +15,13 @@
  * Snapshot states, lock states and time stamps follow the simulator's clock (`clock`, default
  * `Date.now`), computed when read: there are no timers. Token buckets and the per-volume interval
  * use real time.
+ *
+ * Regions: one simulator serves several Regions at one endpoint. The Region of a request is the one in
+ * the credential scope of its SigV4 `Authorization` header (`Credential=AKID/20261124/<region>/ec2/aws4_request`),
+ * or the simulator's own (`region`) without one. Instances (and their volumes and the registered images)
+ * live in the simulator's own Region only; every snapshot has a Region, and every snapshot action and
+ * listing sees only the snapshots of the request's Region. The getters (`snapshots`, `setsByInstance`,
+ * `deletions`, ...) mean the simulator's own Region; `snapshotsIn(region)` lists another's.
  *
  * Only Node built-ins are used. Signatures are not checked.
  */
@@ -37,9 +45,23 @@ export type SimSnapshotState = 'pending' | 'completed' | 'error';
 
 export interface SimSnapshot {
   snapshotId: string;
+  /** the Region the snapshot is in (seeds: default the simulator's own) */
+  region: string;
   volumeId: string;
+  /** the instance whose volume it is (a copy: the source's), for `setsByInstance` */
   instanceId: string;
   description?: string;
+  /** GiB; default 8 */
+  volumeSize?: number;
+  /** default false */
+  encrypted?: boolean;
+  /** the KMS key of an encrypted snapshot; absent: the AWS managed key (`alias/aws/ebs`) */
+  kmsKeyId?: string;
+  /** a copy (CopySnapshot): the snapshot it was copied from, and that snapshot's Region */
+  sourceSnapshotId?: string;
+  sourceRegion?: string;
+  /** a time-based copy: its CompletionDurationMinutes */
+  completionDurationMinutes?: number;
   tags: Record<string, string>;
   outpostArn?: string;
   /** the `Location` of the CreateSnapshots call (`local`: in the instance's Local Zone); absent when the call had none */
@@ -47,8 +69,8 @@ export interface SimSnapshot {
   /** epoch ms; the same for all snapshots of one CreateSnapshots call */
   startTimeMs: number;
   /**
-   * default 'completed'. With `snapshotCompletionMs` a new snapshot is 'pending' until that many ms
-   * after its start time; `setSnapshotState` fixes a state. Kept up to date on the objects that
+   * default 'completed'. With `snapshotCompletionMs` (a copy: `copyCompletionMs`) a new snapshot is
+   * 'pending' until that many ms after its start time; `setSnapshotState` fixes a state. Kept up to date on the objects that
    * `snapshots` and `snapshot()` return.
    */
   state?: SimSnapshotState;
@@ -56,8 +78,12 @@ export interface SimSnapshot {
   progress?: string;
 }
 
-/** What `seedSnapshots` takes: a snapshot whose id (default: generated), tags ({}) and start time (now) may be left out. */
-export type SimSnapshotSeed = Omit<SimSnapshot, 'snapshotId' | 'tags' | 'startTimeMs'> & Partial<Pick<SimSnapshot, 'snapshotId' | 'tags' | 'startTimeMs'>>;
+/**
+ * What `seedSnapshots` takes: a snapshot whose id (default: generated), Region (the simulator's own),
+ * tags ({}) and start time (now) may be left out.
+ */
+export type SimSnapshotSeed = Omit<SimSnapshot, 'snapshotId' | 'region' | 'tags' | 'startTimeMs'>
+  & Partial<Pick<SimSnapshot, 'snapshotId' | 'region' | 'tags' | 'startTimeMs'>>;
 
 /** One snapshot deleted by DeleteSnapshot. */
 export interface SimDeletion {
@@ -108,6 +134,8 @@ export interface SimCall {
   action: string;
   /** decoded form parameters, without `Action` and `Version` */
   params: Record<string, string>;
+  /** the request's Region (its credential scope; without an `Authorization` header the simulator's own) */
+  region: string;
   /** epoch ms at which the request arrived */
   atMs: number;
   /** HTTP status of the answer */
@@ -124,7 +152,10 @@ export interface Ec2SimulatorOptions {
   instances?: SimInstance[];
   /** token bucket applied to CreateSnapshots (RequestLimitExceeded, HTTP 503 like EC2) */
   createSnapshotsBucket?: TokenBucketOptions;
-  /** token bucket applied to DescribeInstances, DescribeSnapshots, DescribeVolumes, DescribeLockedSnapshots and DescribeImages together */
+  /**
+   * token bucket applied to DescribeInstances, DescribeSnapshots, DescribeVolumes, DescribeLockedSnapshots,
+   * DescribeImages and DescribeSnapshotAttribute together
+   */
   describeBucket?: TokenBucketOptions;
   /** minimum ms between two snapshots of one volume (EC2: 15000) -> SnapshotCreationPerVolumeRateExceeded (400); default 15000; 0 disables */
   perVolumeIntervalMs?: number;
@@ -153,6 +184,17 @@ export interface Ec2SimulatorOptions {
    * follow it (inject one to move time forward by hours or days); default `Date.now`
    */
   clock?: () => number;
+  /** the simulator's own Region: where its instances are, and the Region of a request without an `Authorization` header; default 'us-east-1' */
+  region?: string;
+  /** token bucket applied to CopySnapshot, on its own; RequestLimitExceeded, HTTP 503 */
+  copySnapshotBucket?: TokenBucketOptions;
+  /**
+   * a copy (CopySnapshot, or a seeded snapshot with a `sourceSnapshotId` and no state) is 'pending'
+   * until this many ms after its start time, then 'completed' (computed when read); default 0: completed at once
+   */
+  copyCompletionMs?: number;
+  /** copies pending at once in one (destination) Region; one more answers ResourceLimitExceeded (400); default 20 (EC2's limit) */
+  maxConcurrentCopies?: number;
 }
 
 /** One Lambda `Invoke` request received (and accepted) by the simulator. */
@@ -166,7 +208,13 @@ export interface SimInvocation {
 }
 
 /** `callIndex`: 0-based index among all calls; `actionIndex`: 0-based index among calls of the same action. */
-export type FaultRule = (call: { action: string; params: Record<string, string>; callIndex: number; actionIndex: number }) => SimFault | undefined;
+export type FaultRule = (call: {
+  action: string;
+  params: Record<string, string>;
+  region: string;
+  callIndex: number;
+  actionIndex: number;
+}) => SimFault | undefined;
 
 export interface SimFault {
   status: number;
@@ -179,6 +227,12 @@ export interface SimFault {
 const XMLNS = 'http://ec2.amazonaws.com/doc/2016-11-15/';
 const DEFAULT_ACCOUNT_ID = '123456789012';
 const DEFAULT_PER_VOLUME_INTERVAL_MS = 15_000;
+const DEFAULT_REGION = 'us-east-1';
+/** EC2: at most 20 concurrent snapshot copies per destination Region */
+const DEFAULT_MAX_CONCURRENT_COPIES = 20;
+/** CopySnapshot's CompletionDurationMinutes: 15 minutes to 48 hours, in steps of 15 minutes */
+const MIN_COMPLETION_DURATION_MINUTES = 15;
+const MAX_COMPLETION_DURATION_MINUTES = 2880;
 const MAX_EXCLUDED_DATA_VOLUMES = 40;
 const VOLUME_SIZE_GIB = 8;
 
@@ -218,6 +272,7 @@ const SNAPSHOT_FILTERS = new Set([
   'tag-key',
   'tag-value',
   'outpost-arn',
+  'encrypted',
 ]);
 
 const LOCKED_SNAPSHOT_FILTERS = new Set(['lock-state']);
@@ -260,6 +315,8 @@ interface Filter {
 /** A snapshot as the simulator keeps it: the public object plus what indexes and states need. */
 interface SnapshotRecord {
   readonly snap: SimSnapshot;
+  /** the snapshots of its Region */
+  readonly store: RegionStore;
   /** creation order, never reused: index lists are sorted by it and page tokens point into it */
   readonly seq: number;
   /** setsByInstance without a tag key: one CreateSnapshots call, or one seeded start time */
@@ -271,6 +328,25 @@ interface SnapshotRecord {
   /** when it became completed; undefined while pending or in error */
   completedAtMs?: number;
   lock?: LockRecord;
+  /** account ids it is shared with (createVolumePermission), in the order they were added */
+  sharedWith?: string[];
+}
+
+/** The snapshots of one Region and their indexes. */
+interface RegionStore {
+  readonly region: string;
+  /** every current snapshot and the deleted ones not yet compacted away, in creation order */
+  readonly all: IndexList;
+  /** tag key -> value -> snapshots carrying it, in creation order (DescribeSnapshots narrows with it) */
+  readonly byTag: Map<string, Map<string, IndexList>>;
+  /** the current snapshots with a lock (in force or expired) */
+  readonly locked: Set<SnapshotRecord>;
+  /** the copies made in this Region that are pending now (for `maxConcurrentCopies`) */
+  readonly pendingCopies: Set<SnapshotRecord>;
+  /** every snapshot deleted by DeleteSnapshot in this Region, in order */
+  readonly deletions: SimDeletion[];
+  /** `snapshotsIn`, built on first read after a change */
+  view?: SimSnapshot[];
 }
 
 interface LockRecord {
@@ -367,14 +443,18 @@ export class Ec2Simulator {
   readonly calls: SimCall[] = [];
   /** every accepted Lambda Invoke, in arrival order (also recorded in `calls` as action `Invoke`) */
   readonly invocations: SimInvocation[] = [];
-  /** every snapshot deleted by DeleteSnapshot, in order */
-  readonly deletions: SimDeletion[] = [];
+  /** every snapshot deleted by DeleteSnapshot in the simulator's own Region, in order */
+  readonly deletions: SimDeletion[];
 
   private readonly instances = new Map<string, InstanceRecord>();
   private readonly faults: FaultRule[] = [];
   private readonly createBucket?: TokenBucket;
   private readonly describeBucket?: TokenBucket;
   private readonly deleteBucket?: TokenBucket;
+  private readonly copyBucket?: TokenBucket;
+  private readonly region: string;
+  private readonly copyCompletionMs: number;
+  private readonly maxConcurrentCopies: number;
   private readonly perVolumeIntervalMs: number;
   private readonly latencyMs: number | ((call: SimCall) => number);
   private readonly accountId: string;
@@ -385,18 +465,14 @@ export class Ec2Simulator {
   private readonly actionCounts = new Map<string, number>();
   /** volumeId -> performance.now() of its last snapshot */
   private readonly lastSnapshotAt = new Map<string, number>();
-  /** every current snapshot and the deleted ones not yet compacted away, in creation order */
-  private readonly allSnapshots: IndexList = { items: [], dead: 0 };
-  /** snapshotId -> current snapshot */
+  /** region -> its snapshots (created on first use) */
+  private readonly stores = new Map<string, RegionStore>();
+  /** the simulator's own Region's */
+  private readonly home: RegionStore;
+  /** snapshotId -> current snapshot, in any Region (ids are unique across Regions) */
   private readonly snapshotsById = new Map<string, SnapshotRecord>();
-  /** tag key -> value -> snapshots carrying it, in creation order (DescribeSnapshots narrows with it) */
-  private readonly snapshotsByTag = new Map<string, Map<string, IndexList>>();
-  /** the current snapshots with a lock (in force or expired) */
-  private readonly lockedSnapshots = new Set<SnapshotRecord>();
   private readonly completions = new CompletionQueue();
   private nextSeq = 0;
-  /** `snapshots`, built on first read after a change */
-  private snapshotsView?: SimSnapshot[];
   /** imageId -> image, in registration order */
   private readonly imagesById = new Map<string, SimImage>();
   /**
@@ -418,30 +494,57 @@ export class Ec2Simulator {
     this.deleteBucket = options.deleteSnapshotBucket ? new TokenBucket(options.deleteSnapshotBucket) : undefined;
     this.snapshotCompletionMs = options.snapshotCompletionMs ?? 0;
     this.now = options.clock ?? Date.now;
+    this.region = options.region ?? DEFAULT_REGION;
+    this.copyBucket = options.copySnapshotBucket ? new TokenBucket(options.copySnapshotBucket) : undefined;
+    this.copyCompletionMs = options.copyCompletionMs ?? 0;
+    this.maxConcurrentCopies = options.maxConcurrentCopies ?? DEFAULT_MAX_CONCURRENT_COPIES;
+    this.home = this.store(this.region);
+    this.deletions = this.home.deletions;
     this.addInstances(options.instances ?? []);
   }
 
   /**
-   * The current snapshots (created, seeded, not deleted), in creation order, with their state as of
-   * now. A new array after each change; do not change it.
+   * The current snapshots (created, seeded, copied, not deleted) of the simulator's own Region, in
+   * creation order, with their state as of now. A new array after each change; do not change it.
    */
   get snapshots(): readonly SimSnapshot[] {
-    this.completeDue();
-    if (this.snapshotsView === undefined) {
-      this.allSnapshots.items = this.allSnapshots.items.filter((r) => r.alive);
-      this.allSnapshots.dead = 0;
-      this.snapshotsView = this.allSnapshots.items.map((r) => r.snap);
-    }
-    return this.snapshotsView;
+    return this.snapshotsIn(this.region);
   }
 
-  /** A current snapshot, with its state as of now; undefined when unknown or deleted. */
+  /** Like `snapshots`, for any Region (none: empty). */
+  snapshotsIn(region: string): readonly SimSnapshot[] {
+    this.completeDue();
+    const store = this.stores.get(region);
+    if (!store) return [];
+    if (store.view === undefined) {
+      store.all.items = store.all.items.filter((r) => r.alive);
+      store.all.dead = 0;
+      store.view = store.all.items.map((r) => r.snap);
+    }
+    return store.view;
+  }
+
+  /** A current snapshot of any Region, with its state as of now; undefined when unknown or deleted. */
   snapshot(snapshotId: string): SimSnapshot | undefined {
     this.completeDue();
     return this.snapshotsById.get(snapshotId)?.snap;
   }
 
-  /** The ids of the snapshots deleted by DeleteSnapshot, in order. */
+  /** Every snapshot deleted by DeleteSnapshot in a Region, in order (the own Region's: `deletions`). */
+  deletionsIn(region: string): readonly SimDeletion[] {
+    return this.stores.get(region)?.deletions ?? [];
+  }
+
+  /** The account ids a snapshot (of any Region) is shared with by ModifySnapshotAttribute, in the order they were added. */
+  sharedWith(snapshotId: string): string[] {
+    const record = this.snapshotsById.get(snapshotId);
+    if (!record) {
+      throw new Error(`Ec2Simulator: unknown snapshot ${snapshotId}`);
+    }
+    return [...(record.sharedWith ?? [])];
+  }
+
+  /** The ids of the snapshots deleted by DeleteSnapshot in the simulator's own Region, in order. */
   deletedSnapshotIds(): string[] {
     return this.deletions.map((d) => d.snapshotId);
   }
@@ -451,7 +554,8 @@ export class Ec2Simulator {
    * Ids are generated when left out; a given id must be new. Without a state a seeded snapshot is
    * completed, unless `snapshotCompletionMs` says it is still pending. One set (for `setsByInstance`
    * without a tag key) = the seeded snapshots of one instance with the same start time. The per-volume
-   * rate limit does not see them. Returns the snapshots as stored.
+   * rate limit does not see them. A seed with a `sourceSnapshotId` is a copy (its completion follows
+   * `copyCompletionMs`; nothing checks its source). Returns the snapshots as stored.
    */
   seedSnapshots(seeds: readonly SimSnapshotSeed[]): SimSnapshot[] {
     const now = this.now();
@@ -473,6 +577,7 @@ export class Ec2Simulator {
       const startTimeMs = seed.startTimeMs ?? now;
       const snap: SimSnapshot = {
         snapshotId,
+        region: seed.region ?? this.region,
         volumeId: seed.volumeId,
         instanceId: seed.instanceId,
         description: seed.description,
@@ -480,6 +585,12 @@ export class Ec2Simulator {
         outpostArn: seed.outpostArn,
         location: seed.location,
         startTimeMs,
+        volumeSize: seed.volumeSize,
+        encrypted: seed.encrypted,
+        kmsKeyId: seed.kmsKeyId,
+        sourceSnapshotId: seed.sourceSnapshotId,
+        sourceRegion: seed.sourceRegion,
+        completionDurationMinutes: seed.completionDurationMinutes,
       };
       this.addSnapshot(snap, `seed:${startTimeMs}`, seed.state, seed.progress);
       return snap;
@@ -489,6 +600,7 @@ export class Ec2Simulator {
   /**
    * Fixes a snapshot's state: 'completed' (progress 100%), 'pending' (stays pending until set again)
    * or 'error'. An error cancels the snapshot's lock, as in EC2 for a snapshot locked while pending.
+   * Any Region's snapshot, copies included (a copy counts towards `maxConcurrentCopies` while pending).
    */
   setSnapshotState(snapshotId: string, state: SimSnapshotState): void {
     const record = this.snapshotsById.get(snapshotId);
@@ -501,6 +613,10 @@ export class Ec2Simulator {
     this.completeDue();
     record.completesAtMs = undefined;
     record.snap.state = state;
+    if (record.snap.sourceSnapshotId !== undefined) {
+      if (state === 'pending') record.store.pendingCopies.add(record);
+      else record.store.pendingCopies.delete(record);
+    }
     if (state === 'completed') {
       record.completedAtMs ??= this.now();
       record.snap.progress = '100%';
@@ -534,7 +650,8 @@ export class Ec2Simulator {
   }
 
   /**
-   * Registers an AMI backed by these (current) snapshots, the first one as its root device; DeleteSnapshot
+   * Registers an AMI backed by these (current) snapshots of the simulator's own Region, the first one
+   * as its root device; DeleteSnapshot
    * then answers InvalidSnapshot.InUse for them and DescribeImages lists it. Returns the AMI id.
    */
   registerImage(snapshotIds: string[]): string {
@@ -542,7 +659,7 @@ export class Ec2Simulator {
       throw new Error('Ec2Simulator: an image needs at least one snapshot');
     }
     for (const id of snapshotIds) {
-      if (!this.snapshotsById.has(id)) {
+      if (!this.recordIn(id, this.region)) {
         throw new Error(`Ec2Simulator: unknown snapshot ${id}`);
       }
     }
@@ -670,16 +787,18 @@ export class Ec2Simulator {
   }
 
   /**
-   * instanceId -> list of snapshot sets of the current (not deleted) snapshots, in creation order.
-   * Without `tagKey` one set = the snapshots made by one CreateSnapshots call (seeded ones: see `seedSnapshots`).
+   * instanceId -> list of snapshot sets of the current (not deleted) snapshots of a Region (default the
+   * simulator's own), in creation order.
+   * Without `tagKey` one set = the snapshots made by one CreateSnapshots call (seeded ones: see
+   * `seedSnapshots`; copies: the copies of the snapshots of one such set, by however many calls).
    * With `tagKey` one set = the snapshots of one (instanceId, value of tag `tagKey`) pair;
    * snapshots without that tag are left out.
    */
-  setsByInstance(tagKey?: string): Map<string, SimSnapshot[][]> {
+  setsByInstance(tagKey?: string, region: string = this.region): Map<string, SimSnapshot[][]> {
     const result = new Map<string, SimSnapshot[][]>();
     const groups = new Map<string, SimSnapshot[]>();
     this.completeDue();
-    for (const record of this.allSnapshots.items) {
+    for (const record of this.stores.get(region)?.all.items ?? []) {
       if (!record.alive) continue;
       const snapshot = record.snap;
       let groupKey: string;
@@ -725,10 +844,12 @@ export class Ec2Simulator {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
+      const region = credentialRegion(req.headers.authorization) ?? this.region;
       const invoke = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
       if (invoke) {
         const invocationType = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
-        const { status, body, requestId, errorCode } = this.processInvoke(decodeURIComponent(invoke[1]), invocationType, Buffer.concat(chunks).toString('utf8'));
+        const payload = Buffer.concat(chunks).toString('utf8');
+        const { status, body, requestId, errorCode } = this.processInvoke(decodeURIComponent(invoke[1]), invocationType, payload, region);
         this.send(res, status, body, requestId, {
           'content-type': 'application/json',
           ...(errorCode ? { 'x-amzn-errortype': errorCode } : {}),
@@ -742,7 +863,7 @@ export class Ec2Simulator {
       for (const [key, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
         setParam(params, key, value);
       }
-      const { status, body, requestId } = this.process(params);
+      const { status, body, requestId } = this.process(params, region);
       this.send(res, status, body, requestId);
     });
   }
@@ -775,15 +896,15 @@ export class Ec2Simulator {
   }
 
   /** Records a call in `calls` and asks the fault rules about it. */
-  private begin(action: string, params: Record<string, string>): { call: SimCall; callIndex: number; fault?: SimFault } {
+  private begin(action: string, params: Record<string, string>, region: string): { call: SimCall; callIndex: number; fault?: SimFault } {
     const callIndex = this.calls.length;
     const actionIndex = this.countCalls(action);
-    const call: SimCall = { action, params, atMs: this.now(), status: 0 };
+    const call: SimCall = { action, params, region, atMs: this.now(), status: 0 };
     this.calls.push(call);
     this.actionCounts.set(action, actionIndex + 1);
     try {
       for (const rule of this.faults) {
-        const fault = rule({ action, params: { ...params }, callIndex, actionIndex });
+        const fault = rule({ action, params: { ...params }, region, callIndex, actionIndex });
         if (fault !== undefined) {
           return { call, callIndex, fault };
         }
@@ -795,9 +916,9 @@ export class Ec2Simulator {
   }
 
   /** Lambda Invoke: records the invocation (nothing runs) and answers like Lambda (202 for Event, 204 for DryRun). */
-  private processInvoke(functionName: string, invocationType: string, payload: string): InvokeAnswer {
+  private processInvoke(functionName: string, invocationType: string, payload: string, region: string): InvokeAnswer {
     const requestId = randomUUID();
-    const { call, fault } = this.begin('Invoke', { FunctionName: functionName, InvocationType: invocationType });
+    const { call, fault } = this.begin('Invoke', { FunctionName: functionName, InvocationType: invocationType }, region);
     const accept = (): number => {
       if (invocationType === 'DryRun') {
         return 204;
@@ -826,15 +947,15 @@ export class Ec2Simulator {
   }
 
   /** Handles one request synchronously and records it in `calls`. */
-  private process(allParams: Record<string, string>): { status: number; body: string; requestId: string } {
+  private process(allParams: Record<string, string>, region: string): { status: number; body: string; requestId: string } {
     const { Action: action = '', Version: _version, ...params } = allParams;
     const requestId = randomUUID();
-    const { call, callIndex, fault } = this.begin(action, params);
+    const { call, callIndex, fault } = this.begin(action, params, region);
     try {
       if (fault !== undefined) {
         if (fault.afterEffect) {
           try {
-            this.dispatch(action, params, callIndex);
+            this.dispatch(action, params, region, callIndex);
           } catch (e) {
             if (!(e instanceof SimError)) {
               throw e;
@@ -843,7 +964,7 @@ export class Ec2Simulator {
         }
         throw new SimError(fault.status, fault.code, fault.message ?? `Simulated fault ${fault.code}`);
       }
-      const inner = this.dispatch(action, params, callIndex);
+      const inner = this.dispatch(action, params, region, callIndex);
       call.status = 200;
       const body = `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${XMLNS}">`
         + `${text('requestId', requestId)}${inner}</${action}Response>`;
@@ -861,32 +982,40 @@ export class Ec2Simulator {
     }
   }
 
-  private dispatch(action: string, params: Record<string, string>, callIndex: number): string {
+  private dispatch(action: string, params: Record<string, string>, region: string, callIndex: number): string {
     switch (action) {
       case 'DescribeInstances':
         this.throttle(this.describeBucket);
-        return this.describeInstances(params);
+        return this.describeInstances(params, region);
       case 'DescribeSnapshots':
         this.throttle(this.describeBucket);
-        return this.describeSnapshots(params);
+        return this.describeSnapshots(params, region);
       case 'DescribeVolumes':
         this.throttle(this.describeBucket);
-        return this.describeVolumes(params);
+        return this.describeVolumes(params, region);
       case 'CreateSnapshots':
         this.throttle(this.createBucket);
-        return this.createSnapshots(params, callIndex);
+        return this.createSnapshots(params, region, callIndex);
       case 'DeleteSnapshot':
         this.throttle(this.deleteBucket);
-        return this.deleteSnapshot(params);
+        return this.deleteSnapshot(params, region);
       case 'LockSnapshot':
-        return this.lockSnapshot(params);
+        return this.lockSnapshot(params, region);
       // EC2's non-mutating actions share one bucket
       case 'DescribeLockedSnapshots':
         this.throttle(this.describeBucket);
-        return this.describeLockedSnapshots(params);
+        return this.describeLockedSnapshots(params, region);
       case 'DescribeImages':
         this.throttle(this.describeBucket);
-        return this.describeImages(params);
+        return this.describeImages(params, region);
+      case 'CopySnapshot':
+        this.throttle(this.copyBucket);
+        return this.copySnapshot(params, region);
+      case 'ModifySnapshotAttribute':
+        return this.modifySnapshotAttribute(params, region);
+      case 'DescribeSnapshotAttribute':
+        this.throttle(this.describeBucket);
+        return this.describeSnapshotAttribute(params, region);
       default:
         throw new SimError(400, 'InvalidAction', `The action ${action || '(none)'} is not valid for this web service.`);
     }
@@ -900,7 +1029,10 @@ export class Ec2Simulator {
 
   // ---------------------------------------------------------------- actions
 
-  private describeInstances(params: Record<string, string>): string {
+  /** The simulator's own Region's instances; another Region has none. */
+  private describeInstances(params: Record<string, string>, region: string): string {
+    const action = this.scoped('DescribeInstances', region);
+    const here = region === this.region;
     const ids = listParam(params, 'InstanceId');
     const maxResults = parseMaxResults(params);
     if (ids.length > 0 && maxResults !== undefined) {
@@ -908,15 +1040,15 @@ export class Ec2Simulator {
     }
     const filters = parseFilters(params, INSTANCE_FILTERS);
     checkDryRun(params);
-    const fingerprint = requestFingerprint('DescribeInstances', params);
+    const fingerprint = requestFingerprint(action, params);
     const cached = params.NextToken ? this.listings.get(fingerprint) : undefined;
     if (cached && ids.length === 0) {
-      const page = paginate('DescribeInstances', params, cached, maxResults);
+      const page = paginate(action, params, cached, maxResults);
       return node('reservationSet', ...page.items.map((i) => this.reservationXml(i))) + text('nextToken', page.nextToken);
     }
-    let instances = [...this.instances.values()];
+    let instances = here ? [...this.instances.values()] : [];
     if (ids.length > 0) {
-      const missing = ids.filter((id) => !this.instances.has(id));
+      const missing = ids.filter((id) => !here || !this.instances.has(id));
       if (missing.length > 0) {
         throw new SimError(400, 'InvalidInstanceID.NotFound', missing.length === 1
           ? `The instance ID '${missing[0]}' does not exist`
@@ -930,12 +1062,13 @@ export class Ec2Simulator {
       this.listings.set(fingerprint, instances);
       if (this.listings.size > 64) this.listings.delete(this.listings.keys().next().value!);
     }
-    const page = paginate('DescribeInstances', params, instances, maxResults);
+    const page = paginate(action, params, instances, maxResults);
     const reservations = page.items.map((i) => this.reservationXml(i));
     return node('reservationSet', ...reservations) + text('nextToken', page.nextToken);
   }
 
-  private createSnapshots(params: Record<string, string>, callIndex: number): string {
+  /** Instances are in the simulator's own Region only: from another Region, InvalidInstanceID.NotFound. */
+  private createSnapshots(params: Record<string, string>, region: string, callIndex: number): string {
     const instanceId = params['InstanceSpecification.InstanceId'];
     if (!instanceId) {
       throw new SimError(400, 'MissingParameter', 'The request must contain the parameter InstanceSpecification.InstanceId');
@@ -960,7 +1093,7 @@ export class Ec2Simulator {
     if (location !== undefined && params.OutpostArn !== undefined) {
       throw new SimError(400, 'InvalidParameterCombination', 'The parameters Location and OutpostArn cannot be used together.');
     }
-    const instance = this.instances.get(instanceId);
+    const instance = region === this.region ? this.instances.get(instanceId) : undefined;
     if (!instance || instance.state === 'terminated') {
       throw new SimError(400, 'InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`);
     }
@@ -990,7 +1123,8 @@ export class Ec2Simulator {
 
     const startTimeMs = this.now();
     const created: SimSnapshot[] = volumeIds.map((volumeId) => ({
-      snapshotId: newId('snap-'),
+      snapshotId: this.newSnapshotId(),
+      region,
       volumeId,
       instanceId,
       description: params.Description,
@@ -1022,7 +1156,9 @@ export class Ec2Simulator {
    * Pages are cut by creation order (the token holds the last snapshot answered), so deleting
    * snapshots between pages neither skips nor repeats any.
    */
-  private describeSnapshots(params: Record<string, string>): string {
+  private describeSnapshots(params: Record<string, string>, region: string): string {
+    const action = this.scoped('DescribeSnapshots', region);
+    const store = this.store(region);
     const ids = listParam(params, 'SnapshotId');
     const owners = [...listParam(params, 'Owner'), ...listParam(params, 'OwnerId')];
     // EC2 documents 5 to 1,000 and answers at most 1,000 for a larger value
@@ -1031,10 +1167,10 @@ export class Ec2Simulator {
       throw new SimError(400, 'InvalidParameterCombination', 'The parameter snapshotSet cannot be used with the parameter maxResults');
     }
     const filters = parseFilters(params, SNAPSHOT_FILTERS);
-    const after = pageStart('DescribeSnapshots', params);
+    const after = pageStart(action, params);
     checkDryRun(params);
     this.completeDue();
-    const missing = ids.find((id) => !this.snapshotsById.has(id));
+    const missing = ids.find((id) => !this.recordIn(id, region));
     if (missing !== undefined) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing}' does not exist.`);
     }
@@ -1044,7 +1180,7 @@ export class Ec2Simulator {
     const now = this.now();
     const visibleBefore = now - this.describeSnapshotsLagMs;
     const visible = (r: SnapshotRecord): boolean => this.describeSnapshotsLagMs <= 0 || r.snap.startTimeMs <= visibleBefore;
-    const page = keysetPage('DescribeSnapshots', params, this.candidates(ids, filters), after, maxResults,
+    const page = keysetPage(action, params, this.candidates(store, ids, filters), after, maxResults,
       (r) => visible(r) && matchesAll(filters, (name) => this.snapshotValues(r.snap, name)));
     const items = page.items.map(({ snap: s }) => node('item',
       text('snapshotId', s.snapshotId),
@@ -1053,12 +1189,15 @@ export class Ec2Simulator {
       text('startTime', new Date(s.startTimeMs).toISOString()),
       text('progress', this.progressOf(s, now)),
       text('ownerId', this.accountId),
-      text('volumeSize', VOLUME_SIZE_GIB),
+      text('volumeSize', s.volumeSize ?? VOLUME_SIZE_GIB),
       text('description', s.description),
-      text('encrypted', false),
+      text('encrypted', s.encrypted ?? false),
+      text('kmsKeyId', s.kmsKeyId),
       tagSetXml(s.tags),
       text('outpostArn', s.outpostArn),
       text('storageTier', 'standard'),
+      s.sourceSnapshotId === undefined ? '' : text('transferType', s.completionDurationMinutes === undefined ? 'standard' : 'time-based'),
+      text('completionDurationMinutes', s.completionDurationMinutes),
     ));
     return node('snapshotSet', ...items) + text('nextToken', page.nextToken);
   }
@@ -1068,10 +1207,10 @@ export class Ec2Simulator {
    * image), locked, then DryRun (which answers DryRunOperation only for a delete that would succeed:
    * that order is unverified).
    */
-  private deleteSnapshot(params: Record<string, string>): string {
+  private deleteSnapshot(params: Record<string, string>, region: string): string {
     const snapshotId = requireParam(params, 'SnapshotId');
     this.completeDue();
-    const record = this.snapshotsById.get(snapshotId);
+    const record = this.recordIn(snapshotId, region);
     if (!record) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
@@ -1085,16 +1224,18 @@ export class Ec2Simulator {
       throw new SimError(400, 'SnapshotLocked', `The snapshot ${snapshotId} is locked and cannot be deleted.`);
     }
     checkDryRun(params);
+    const store = record.store;
     record.alive = false;
     this.snapshotsById.delete(snapshotId);
-    this.lockedSnapshots.delete(record);
-    this.allSnapshots.dead++;
+    store.locked.delete(record);
+    store.pendingCopies.delete(record);
+    store.all.dead++;
     for (const [key, value] of Object.entries(record.snap.tags)) {
-      const list = this.snapshotsByTag.get(key)?.get(value);
+      const list = store.byTag.get(key)?.get(value);
       if (list) list.dead++;
     }
-    this.snapshotsView = undefined;
-    this.deletions.push({ snapshotId, atMs: now, snapshot: record.snap });
+    store.view = undefined;
+    store.deletions.push({ snapshotId, atMs: now, snapshot: record.snap });
     return text('return', true);
   }
 
@@ -1104,7 +1245,7 @@ export class Ec2Simulator {
    * (same mode, no CoolOffPeriod, an expiry not earlier). A change replaces the lock as if it were
    * made now (whether EC2 counts a changed duration from the first lock is unverified).
    */
-  private lockSnapshot(params: Record<string, string>): string {
+  private lockSnapshot(params: Record<string, string>, region: string): string {
     const snapshotId = requireParam(params, 'SnapshotId');
     const mode = requireParam(params, 'LockMode');
     if (mode !== 'governance' && mode !== 'compliance') {
@@ -1128,7 +1269,7 @@ export class Ec2Simulator {
       throw new SimError(400, 'InvalidParameterValue', 'CoolOffPeriod can only be specified with LockMode compliance.');
     }
     this.completeDue();
-    const record = this.snapshotsById.get(snapshotId);
+    const record = this.recordIn(snapshotId, region);
     if (!record) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
@@ -1163,24 +1304,25 @@ export class Ec2Simulator {
    * A SnapshotId that does not exist answers InvalidSnapshot.NotFound (EC2's answer is unverified);
    * one without a lock is left out.
    */
-  private describeLockedSnapshots(params: Record<string, string>): string {
+  private describeLockedSnapshots(params: Record<string, string>, region: string): string {
+    const action = this.scoped('DescribeLockedSnapshots', region);
     const ids = listParam(params, 'SnapshotId');
     const maxResults = parseMaxResults(params);
     const filters = parseFilters(params, LOCKED_SNAPSHOT_FILTERS, false);
-    const after = pageStart('DescribeLockedSnapshots', params);
+    const after = pageStart(action, params);
     checkDryRun(params);
     this.completeDue();
-    const missing = ids.find((id) => !this.snapshotsById.has(id));
+    const missing = ids.find((id) => !this.recordIn(id, region));
     if (missing !== undefined) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing}' does not exist.`);
     }
     const now = this.now();
     const wanted = ids.length > 0 ? new Set(ids) : undefined;
-    const locked = [...this.lockedSnapshots]
+    const locked = [...this.store(region).locked]
       .filter((r) => wanted === undefined || wanted.has(r.snap.snapshotId))
       .sort((a, b) => a.seq - b.seq);
     const views = new Map<SnapshotRecord, SimSnapshotLock>(locked.map((r) => [r, this.lockView(r, now)]));
-    const page = keysetPage('DescribeLockedSnapshots', params, locked, after, maxResults,
+    const page = keysetPage(action, params, locked, after, maxResults,
       (r) => matchesAll(filters, () => [views.get(r)!.lockState]));
     const items = page.items.map((r) => node('item',
       text('ownerId', this.accountId),
@@ -1193,9 +1335,12 @@ export class Ec2Simulator {
   /**
    * The images registered with `registerImage` (all this account's, none public). Owner.N other than
    * self or the account id: none. IncludeDeprecated and IncludeDisabled are checked and change nothing
-   * (no image is deprecated or disabled); ExecutableBy.N is ignored.
+   * (no image is deprecated or disabled); ExecutableBy.N is ignored. Images are in the simulator's own
+   * Region only.
    */
-  private describeImages(params: Record<string, string>): string {
+  private describeImages(params: Record<string, string>, region: string): string {
+    const action = this.scoped('DescribeImages', region);
+    const here = region === this.region;
     const ids = listParam(params, 'ImageId');
     const owners = listParam(params, 'Owner');
     const maxResults = parseMaxResults(params);
@@ -1206,11 +1351,11 @@ export class Ec2Simulator {
     parseBool(params, 'IncludeDeprecated');
     parseBool(params, 'IncludeDisabled');
     checkDryRun(params);
-    const missing = ids.filter((id) => !this.imagesById.has(id));
+    const missing = ids.filter((id) => !here || !this.imagesById.has(id));
     if (missing.length > 0) {
       throw new SimError(400, 'InvalidAMIID.NotFound', `The image id '[${missing.join(', ')}]' does not exist`);
     }
-    let images = [...this.imagesById.values()];
+    let images = here ? [...this.imagesById.values()] : [];
     if (owners.length > 0 && !owners.some((o) => o === 'self' || o === this.accountId)) {
       images = [];
     }
@@ -1226,7 +1371,7 @@ export class Ec2Simulator {
         default: return [];
       }
     }));
-    const page = paginate('DescribeImages', params, images, maxResults);
+    const page = paginate(action, params, images, maxResults);
     const items = page.items.map((i) => node('item',
       text('imageId', i.imageId),
       text('imageLocation', `${this.accountId}/${i.imageId}`),
@@ -1255,8 +1400,12 @@ export class Ec2Simulator {
     return node('imagesSet', ...items) + text('nextToken', page.nextToken);
   }
 
-  /** The volumes of every instance (a terminated instance's volumes are gone); MaxResults 5-500 like EC2. */
-  private describeVolumes(params: Record<string, string>): string {
+  /**
+   * The volumes of every instance (a terminated instance's volumes are gone), in the simulator's own
+   * Region only; MaxResults 5-500 like EC2.
+   */
+  private describeVolumes(params: Record<string, string>, region: string): string {
+    const action = this.scoped('DescribeVolumes', region);
     const ids = listParam(params, 'VolumeId');
     const maxResults = parseMaxResults(params, 500);
     if (ids.length > 0 && maxResults !== undefined) {
@@ -1265,7 +1414,7 @@ export class Ec2Simulator {
     const filters = parseFilters(params, VOLUME_FILTERS);
     checkDryRun(params);
     let volumes = [...this.instances.values()]
-      .filter((i) => i.state !== 'terminated')
+      .filter((i) => region === this.region && i.state !== 'terminated')
       .flatMap((i) => i.volumeIds.map((volumeId, index) => ({ volumeId, index, instance: i, tags: i.volumeTags[volumeId] ?? {} })));
     if (ids.length > 0) {
       const missing = ids.filter((id) => !volumes.some((v) => v.volumeId === id));
@@ -1282,11 +1431,11 @@ export class Ec2Simulator {
         default: return tagValues(v.tags, name);
       }
     }));
-    const page = paginate('DescribeVolumes', params, volumes, maxResults);
+    const page = paginate(action, params, volumes, maxResults);
     const items = page.items.map((v) => node('item',
       text('volumeId', v.volumeId),
       text('size', VOLUME_SIZE_GIB),
-      text('availabilityZone', 'us-east-1a'),
+      text('availabilityZone', `${this.region}a`),
       text('status', 'in-use'),
       text('createTime', new Date(v.instance.launchTimeMs).toISOString()),
       node('attachmentSet', node('item',
@@ -1302,6 +1451,146 @@ export class Ec2Simulator {
       text('encrypted', false),
     ));
     return node('volumeSet', ...items) + text('nextToken', page.nextToken);
+  }
+
+  /**
+   * Copies a snapshot of `SourceRegion` into the request's Region (the destination): a new snapshot with
+   * the source's volume, size and instance, only the tags of the call (EC2 copies none), and the
+   * description of the call or EC2's default. No client token: a repeated call makes a second copy.
+   * Checks, in order: parameters, the source (NotFound, Outpost or Local Zone, not completed), the
+   * destination's concurrent copies, then DryRun. `PresignedUrl` and `DestinationRegion` (which the
+   * SDK adds) are accepted and ignored.
+   */
+  private copySnapshot(params: Record<string, string>, region: string): string {
+    const sourceRegion = requireParam(params, 'SourceRegion');
+    const sourceId = requireParam(params, 'SourceSnapshotId');
+    const encrypt = parseBool(params, 'Encrypted');
+    const kmsKeyId = params.KmsKeyId === '' ? undefined : params.KmsKeyId;
+    const durationMinutes = parseIntParam(params, 'CompletionDurationMinutes', MIN_COMPLETION_DURATION_MINUTES, MAX_COMPLETION_DURATION_MINUTES);
+    if (durationMinutes !== undefined && durationMinutes % MIN_COMPLETION_DURATION_MINUTES !== 0) {
+      throw new SimError(400, 'InvalidParameterValue',
+        `Value (${durationMinutes}) for parameter CompletionDurationMinutes is invalid. Expecting a multiple of 15 between 15 and 2880.`);
+    }
+    const tags = parseSnapshotTags(params);
+    this.completeDue();
+    const source = this.recordIn(sourceId, sourceRegion);
+    if (!source) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${sourceId}' does not exist.`);
+    }
+    // EC2 documents that Outpost and Local Zone snapshots cannot be copied to another Region nor by a
+    // time-based copy; the simulator refuses every copy of them, and this code is unverified
+    if (source.snap.outpostArn !== undefined || source.snap.location === 'local') {
+      throw new SimError(400, 'InvalidParameterCombination',
+        `The snapshot '${sourceId}' is on an Outpost or in a Local Zone and cannot be copied.`);
+    }
+    const sourceState = source.snap.state ?? 'completed';
+    if (sourceState !== 'completed') {
+      // EC2 copies only completed snapshots; the message is EC2's, the code IncorrectState is unverified
+      throw new SimError(400, 'IncorrectState', `Snapshot is in invalid state - ${sourceState}`);
+    }
+    const store = this.store(region);
+    if (store.pendingCopies.size >= this.maxConcurrentCopies) {
+      throw new SimError(400, 'ResourceLimitExceeded',
+        `You have reached the limit of concurrent snapshot copies (${this.maxConcurrentCopies}) in ${region}.`);
+    }
+    checkDryRun(params);
+    const copy: SimSnapshot = {
+      snapshotId: this.newSnapshotId(),
+      region,
+      volumeId: source.snap.volumeId,
+      instanceId: source.snap.instanceId,
+      description: params.Description ?? `[Copied ${sourceId} from ${sourceRegion}]`,
+      tags,
+      startTimeMs: this.now(),
+      volumeSize: source.snap.volumeSize,
+      // KmsKeyId without Encrypted=true: EC2 documents that Encrypted must then be true; it is taken as
+      // asking for encryption here. Without KmsKeyId the copy has the default key (the AWS managed one).
+      encrypted: source.snap.encrypted === true || encrypt || kmsKeyId !== undefined,
+      kmsKeyId,
+      sourceSnapshotId: sourceId,
+      sourceRegion,
+      completionDurationMinutes: durationMinutes,
+    };
+    this.addSnapshot(copy, `copy:${source.group}`);
+    return text('snapshotId', copy.snapshotId) + tagSetXml(copy.tags);
+  }
+
+  /**
+   * Shares a snapshot (`createVolumePermission`) with accounts or stops sharing it: `UserId.N` with
+   * `OperationType` add|remove, and/or `CreateVolumePermission.Add.N.UserId` / `.Remove.N.UserId`.
+   * Groups (public sharing) are not simulated. A snapshot encrypted with the AWS managed key cannot be
+   * shared (EC2 documents that; the code InvalidParameter is unverified); stopping is always allowed.
+   */
+  private modifySnapshotAttribute(params: Record<string, string>, region: string): string {
+    const snapshotId = requireParam(params, 'SnapshotId');
+    const attribute = params.Attribute;
+    if (attribute !== undefined && attribute !== 'createVolumePermission') {
+      throw new SimError(400, 'InvalidParameterValue',
+        `Value (${attribute}) for parameter Attribute is invalid. Only createVolumePermission can be modified.`);
+    }
+    const operation = params.OperationType;
+    if (operation !== undefined && operation !== 'add' && operation !== 'remove') {
+      throw new SimError(400, 'InvalidParameterValue', `Value (${operation}) for parameter OperationType is invalid. Expecting add or remove.`);
+    }
+    const userIds = listParam(params, 'UserId');
+    if (userIds.length > 0 && operation === undefined) {
+      throw new SimError(400, 'MissingParameter', 'The request must contain the parameter OperationType');
+    }
+    const permissions = (kind: 'Add' | 'Remove'): string[] => listIndices(params, `CreateVolumePermission.${kind}`).map((n) => {
+      if (params[`CreateVolumePermission.${kind}.${n}.Group`] !== undefined) {
+        throw new SimError(400, 'InvalidParameterValue', 'Ec2Simulator does not simulate sharing with groups (public snapshots).');
+      }
+      return requireParam(params, `CreateVolumePermission.${kind}.${n}.UserId`);
+    });
+    if (listParam(params, 'UserGroup').length > 0) {
+      throw new SimError(400, 'InvalidParameterValue', 'Ec2Simulator does not simulate sharing with groups (public snapshots).');
+    }
+    const add = [...permissions('Add'), ...(operation === 'add' ? userIds : [])];
+    const remove = [...permissions('Remove'), ...(operation === 'remove' ? userIds : [])];
+    if (add.length === 0 && remove.length === 0) {
+      throw new SimError(400, 'MissingParameter', 'The request must contain the parameter CreateVolumePermission or UserId');
+    }
+    const malformed = [...add, ...remove].find((id) => !/^\d{12}$/.test(id));
+    if (malformed !== undefined) {
+      // EC2 refuses user ids that are not account ids; this code is unverified for this action
+      throw new SimError(400, 'InvalidUserID.Malformed', `The user ID '${malformed}' is malformed.`);
+    }
+    this.completeDue();
+    const record = this.recordIn(snapshotId, region);
+    if (!record) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+    }
+    if (add.length > 0 && record.snap.encrypted === true && isAwsManagedKey(record.snap.kmsKeyId)) {
+      // EC2 documents that snapshots encrypted with the AWS managed key cannot be shared; the code is unverified
+      throw new SimError(400, 'InvalidParameter',
+        `The snapshot '${snapshotId}' is encrypted with the AWS managed key and cannot be shared.`);
+    }
+    checkDryRun(params);
+    const shared = new Set(record.sharedWith ?? []);
+    for (const id of add) shared.add(id);
+    for (const id of remove) shared.delete(id);
+    record.sharedWith = [...shared];
+    return text('return', true);
+  }
+
+  /** `createVolumePermission` (the accounts a snapshot is shared with) or `productCodes` (none). */
+  private describeSnapshotAttribute(params: Record<string, string>, region: string): string {
+    const snapshotId = requireParam(params, 'SnapshotId');
+    const attribute = requireParam(params, 'Attribute');
+    if (attribute !== 'createVolumePermission' && attribute !== 'productCodes') {
+      throw new SimError(400, 'InvalidParameterValue',
+        `Value (${attribute}) for parameter Attribute is invalid. Expecting createVolumePermission or productCodes.`);
+    }
+    const record = this.recordIn(snapshotId, region);
+    if (!record) {
+      throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+    }
+    checkDryRun(params);
+    if (attribute === 'productCodes') {
+      return text('snapshotId', snapshotId) + node('productCodes');
+    }
+    return text('snapshotId', snapshotId)
+      + node('createVolumePermission', ...(record.sharedWith ?? []).map((id) => node('item', text('userId', id))));
   }
 
   // ---------------------------------------------------------------- helpers
@@ -1337,15 +1626,48 @@ export class Ec2Simulator {
     );
   }
 
-  /** Stores and indexes a new snapshot; without a given state it is pending until `snapshotCompletionMs` after its start. */
+  /** A Region's snapshots, created on first use. */
+  private store(region: string): RegionStore {
+    let store = this.stores.get(region);
+    if (!store) {
+      store = { region, all: { items: [], dead: 0 }, byTag: new Map(), locked: new Set(), pendingCopies: new Set(), deletions: [] };
+      this.stores.set(region, store);
+    }
+    return store;
+  }
+
+  /** A current snapshot of that Region; undefined when unknown, deleted or in another Region (as EC2 sees it). */
+  private recordIn(snapshotId: string, region: string): SnapshotRecord | undefined {
+    const record = this.snapshotsById.get(snapshotId);
+    return record !== undefined && record.store.region === region ? record : undefined;
+  }
+
+  /** What pagination tokens of a listing are bound to: the action, and the Region unless it is the simulator's own. */
+  private scoped(action: string, region: string): string {
+    return region === this.region ? action : `${action}@${region}`;
+  }
+
+  private newSnapshotId(): string {
+    let snapshotId = newId('snap-');
+    while (this.snapshotsById.has(snapshotId)) snapshotId = newId('snap-');
+    return snapshotId;
+  }
+
+  /**
+   * Stores and indexes a new snapshot; without a given state it is pending until `snapshotCompletionMs`
+   * (a copy: `copyCompletionMs`) after its start.
+   */
   private addSnapshot(snap: SimSnapshot, group: string, state?: SimSnapshotState, progress?: string): void {
-    const record: SnapshotRecord = { snap, seq: this.nextSeq++, group, alive: true };
-    const completesAtMs = snap.startTimeMs + this.snapshotCompletionMs;
+    const store = this.store(snap.region);
+    const record: SnapshotRecord = { snap, store, seq: this.nextSeq++, group, alive: true };
+    const isCopy = snap.sourceSnapshotId !== undefined;
+    const completionMs = isCopy ? this.copyCompletionMs : this.snapshotCompletionMs;
+    const completesAtMs = snap.startTimeMs + completionMs;
     if (state !== undefined) {
       snap.state = state;
       snap.progress = progress ?? (state === 'completed' ? '100%' : '0%');
       if (state === 'completed') record.completedAtMs = snap.startTimeMs;
-    } else if (this.snapshotCompletionMs > 0 && completesAtMs > this.now()) {
+    } else if (completionMs > 0 && completesAtMs > this.now()) {
       snap.state = 'pending';
       snap.progress = '0%';
       record.completesAtMs = completesAtMs;
@@ -1353,18 +1675,19 @@ export class Ec2Simulator {
     } else {
       snap.state = 'completed';
       snap.progress = '100%';
-      record.completedAtMs = this.snapshotCompletionMs > 0 ? completesAtMs : snap.startTimeMs;
+      record.completedAtMs = completionMs > 0 ? completesAtMs : snap.startTimeMs;
     }
+    if (isCopy && snap.state === 'pending') store.pendingCopies.add(record);
     this.snapshotsById.set(snap.snapshotId, record);
-    this.allSnapshots.items.push(record);
+    store.all.items.push(record);
     for (const [key, value] of Object.entries(snap.tags)) {
-      let byValue = this.snapshotsByTag.get(key);
-      if (!byValue) this.snapshotsByTag.set(key, byValue = new Map());
+      let byValue = store.byTag.get(key);
+      if (!byValue) store.byTag.set(key, byValue = new Map());
       let list = byValue.get(value);
       if (!list) byValue.set(value, list = { items: [], dead: 0 });
       list.items.push(record);
     }
-    this.snapshotsView = undefined;
+    store.view = undefined;
   }
 
   /** Completes the snapshots pending on their own whose time has come. */
@@ -1375,13 +1698,14 @@ export class Ec2Simulator {
       record.completedAtMs = atMs;
       record.snap.state = 'completed';
       record.snap.progress = '100%';
+      record.store.pendingCopies.delete(record);
     }
   }
 
   private setLock(record: SnapshotRecord, lock: LockRecord | undefined): void {
     record.lock = lock;
-    if (lock) this.lockedSnapshots.add(record);
-    else this.lockedSnapshots.delete(record);
+    if (lock) record.store.locked.add(record);
+    else record.store.locked.delete(record);
   }
 
   /**
@@ -1415,19 +1739,20 @@ export class Ec2Simulator {
   /** '100%' when completed; while pending on its own, the share of its completion time gone by (kept on the snapshot). */
   private progressOf(snap: SimSnapshot, nowMs: number): string | undefined {
     const record = this.snapshotsById.get(snap.snapshotId);
-    if (record?.completesAtMs !== undefined && this.snapshotCompletionMs > 0) {
-      const share = Math.floor(((nowMs - snap.startTimeMs) / this.snapshotCompletionMs) * 100);
+    const completionMs = record?.completesAtMs === undefined ? 0 : record.completesAtMs - snap.startTimeMs;
+    if (completionMs > 0) {
+      const share = Math.floor(((nowMs - snap.startTimeMs) / completionMs) * 100);
       snap.progress = `${Math.max(0, Math.min(99, share))}%`;
     }
     return snap.progress;
   }
 
   /**
-   * The snapshots that can match, in creation order (deleted ones may still be in it: skip them): the
-   * given ids; or, with a `snapshot-id` or `tag:` filter of exact values, only those (the most selective
-   * such filter); otherwise all.
+   * The snapshots of the Region that can match, in creation order (deleted ones may still be in it: skip
+   * them): the given ids (all in the Region); or, with a `snapshot-id` or `tag:` filter of exact values,
+   * only those (the most selective such filter); otherwise all.
    */
-  private candidates(ids: string[], filters: Filter[]): SnapshotRecord[] {
+  private candidates(store: RegionStore, ids: string[], filters: Filter[]): SnapshotRecord[] {
     if (ids.length > 0) {
       return sortBySeq(ids.map((id) => this.snapshotsById.get(id)!));
     }
@@ -1438,10 +1763,10 @@ export class Ec2Simulator {
       let found: SnapshotRecord[];
       let foundSorted = true;
       if (f.name === 'snapshot-id') {
-        found = f.values.flatMap((v) => this.snapshotsById.get(v) ?? []);
+        found = f.values.flatMap((v) => this.recordIn(v, store.region) ?? []);
         foundSorted = found.length <= 1;
       } else if (f.name.startsWith('tag:')) {
-        const byValue = this.snapshotsByTag.get(f.name.slice(4));
+        const byValue = store.byTag.get(f.name.slice(4));
         const lists = f.values.flatMap((v) => {
           const list = byValue?.get(v);
           return list ? [compact(list)] : [];
@@ -1456,7 +1781,7 @@ export class Ec2Simulator {
         sorted = foundSorted;
       }
     }
-    if (!best) return compact(this.allSnapshots);
+    if (!best) return compact(store.all);
     return sorted ? best : sortBySeq(best);
   }
 
@@ -1468,12 +1793,26 @@ export class Ec2Simulator {
       case 'owner-id': return [this.accountId];
       case 'description': return s.description === undefined ? [] : [s.description];
       case 'outpost-arn': return s.outpostArn === undefined ? [] : [s.outpostArn];
+      case 'encrypted': return [String(s.encrypted ?? false)];
       default: return tagValues(s.tags, name);
     }
   }
 }
 
 // ------------------------------------------------------------------ free helpers
+
+/** The Region of a SigV4 `Authorization` header's credential scope (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`). */
+function credentialRegion(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) {
+    return undefined;
+  }
+  return /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/[^/,\s]+\/aws4_request/.exec(authorization)?.[1];
+}
+
+/** The AWS managed key for EBS: no key given (the default), `alias/aws/ebs` or an ARN of that alias. */
+function isAwsManagedKey(kmsKeyId: string | undefined): boolean {
+  return kmsKeyId === undefined || kmsKeyId === 'alias/aws/ebs' || kmsKeyId.endsWith(':alias/aws/ebs');
+}
 
 function setParam(params: Record<string, string>, key: string, value: string): void {
   if (key === '__proto__') {

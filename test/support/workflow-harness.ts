@@ -152,6 +152,8 @@ export interface WorkflowHarnessOptions {
   readonly settings: RunSettings;
   readonly recoveryWaitMs: number;
   readonly retryPassWaitMs: number;
+  /** Between copy steps (default: retryPassWaitMs). */
+  readonly copyWaitMs?: number;
   readonly clients?: Ec2ClientsOptions;
   /** Worker environment (e.g. REQUEST_SHA256); default: the synthesized one. */
   readonly workerEnv?: Record<string, string>;
@@ -211,7 +213,7 @@ export class WorkflowHarness {
           describeBackoff: NO_WAIT_BACKOFF,
           ...clientOptions,
           ...this.options.clients,
-          config: { endpoint: this.faults.sim.endpoint, region: REGION, credentials: CREDENTIALS },
+          config: { endpoint: this.faults.sim.endpoint, region: clientOptions.config?.region ?? REGION, credentials: CREDENTIALS },
         });
         this.clients.push(built.ec2, built.ec2Create, built.ec2Delete);
         if (killAfterCreates !== undefined) {
@@ -281,7 +283,11 @@ export class WorkflowHarness {
           ClaimOccurrence: (p: any) => this.table.putItem(p),
           FindOwner: (p: any) => this.table.getItem(p) as any,
         },
-        waitTimeOverrides: { WaitBeforeStepAgain: this.options.recoveryWaitMs, WaitBeforeRetryPass: this.options.retryPassWaitMs },
+        waitTimeOverrides: {
+          WaitBeforeStepAgain: this.options.recoveryWaitMs,
+          WaitBeforeRetryPass: this.options.retryPassWaitMs,
+          WaitForCopies: this.options.copyWaitMs ?? this.options.retryPassWaitMs,
+        },
         retryIntervalOverrides: { Prepare: 1, SnapshotStep: 1, ClaimOccurrence: 1, FindOwner: 1 },
       },
       context: { Execution: { Id: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${name}`, Name: name, StartTime: new Date().toISOString() } },
