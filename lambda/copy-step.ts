@@ -52,10 +52,10 @@ export interface CopyEnvironment {
   readonly ec2: EC2Client;
   /** The schedule's own Region's name (the copies' SourceRegion). */
   readonly sourceRegion: string;
-  regionClients(region: string): RegionClients;
   readonly log: RunLog;
   readonly stepBudgetMs: number;
   readonly reserveMs: number;
+  regionClients(region: string): RegionClients;
   remainingMs(): number;
   now?(): number;
 }
@@ -147,7 +147,8 @@ export async function runCopyStep(
       const batch = todo.slice(i, i + COPY_BATCH_INSTANCES);
       const ids = new Set(batch);
       const sources = (await listSourceSnapshots(batch)).filter((s) => ids.has(s.instanceId!));
-      const copies = (await listInstanceSnapshots(clients.ec2, request.scheduleId, batch, count)).filter((s) => ids.has(s.instanceId!)) as ListedCopy[];
+      const listedCopies = await listInstanceSnapshots(clients.ec2, request.scheduleId, batch, count);
+      const copies = listedCopies.filter((s) => ids.has(s.instanceId!)) as ListedCopy[];
       const plan = planCopies({
         scheduleId: request.scheduleId,
         sources,
@@ -168,7 +169,12 @@ export async function runCopyStep(
       for (const job of plan.toCopy) {
         if (room <= 0 || outOfTime()) break;
         const outcome = await startCopy(rule, job);
-        if (outcome === 'started') { room--; started.add(job.instanceId); progress.copied++; }
+        if (outcome === 'started') {
+          room--;
+          started.add(job.instanceId);
+          progress.copied++;
+          progress.inProgress++;
+        }
         if (outcome === 'no-room') room = 0;
       }
       // Settled: nothing left to copy, nothing in progress, no source pending. Failed sources are
@@ -210,7 +216,8 @@ export async function runCopyStep(
   /** One CopySnapshot call; never repeated in this step (see the file's comment). */
   async function startCopy(rule: CopyRuleSpec, job: CopyJob): Promise<'started' | 'no-room' | 'not-started'> {
     const clients = env.regionClients(rule.region);
-    const input = buildCopySnapshotInput(request, rule, env.sourceRegion, job, sourceTagsOf.get(job.sourceSnapshotId) ?? [], occurrence.executionName);
+    const sourceTags = sourceTagsOf.get(job.sourceSnapshotId) ?? [];
+    const input = buildCopySnapshotInput(request, rule, env.sourceRegion, job, sourceTags, occurrence.executionName);
     try {
       const out = await counted(count, 'CopySnapshot', () => clients.ec2Copy.send(new CopySnapshotCommand(input)));
       env.log.info('copy started', { region: rule.region, ...job, copySnapshotId: out.SnapshotId });
@@ -239,10 +246,10 @@ export async function runCopyStep(
   }
 
   /** Deletes the copies of one settled instance that the destination's retention no longer keeps; returns how many. */
-  async function applyRetention(clients: RegionClients, rules: NonNullable<CopyRuleSpec['retention']>, copies: readonly ListedCopy[]): Promise<number> {
+  async function applyRetention(clients: RegionClients, kept: NonNullable<CopyRuleSpec['retention']>, copies: readonly ListedCopy[]): Promise<number> {
     const decide = (locked?: ReadonlyMap<string, number>) => decideRetention({
       scheduleId: request.scheduleId,
-      rules,
+      rules: kept,
       snapshots: copies,
       liveInstanceIds: live,
       currentScheduledTime: occurrence.scheduledTime,
@@ -283,7 +290,9 @@ export async function runCopyStep(
     cursor.phase = WORKFLOW.phaseWaitForCopies;
   }
   env.log.info('copy step finished', {
-    step: cursor.steps, phase: cursor.phase, regions: copy.regions.map((r) => ({ region: r.region, done: r.done, copied: r.copied, inProgress: r.inProgress, waiting: r.waiting })),
+    step: cursor.steps,
+    phase: cursor.phase,
+    regions: copy.regions.map((r) => ({ region: r.region, done: r.done, copied: r.copied, inProgress: r.inProgress, waiting: r.waiting })),
     durationMs: now() - stepStart,
   });
   return cursor;

@@ -16,8 +16,8 @@ import type { Context } from 'aws-lambda';
 import { createEc2Clients, createEventClients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST, EventClients } from './clients';
 import { isSnapshotsCompletionEvent } from './completion-events';
 import { CompletionEventReport, reportCompletionEvent } from './completion-report';
-import { newCursor, parseCursor, RunCursor, RunLog } from './ledger';
 import { RegionClients, runCopyStep } from './copy-step';
+import { newCursor, parseCursor, RunCursor, RunLog } from './ledger';
 import { deleteRateOf, runPruneStep } from './prune-step';
 import { DEFAULT_SETTINGS, RunSettings, runSnapshotStep } from './snapshot-step';
 import {

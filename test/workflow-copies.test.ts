@@ -128,15 +128,26 @@ test('GIVEN a copy rule with its own retention and earlier copies WHEN the run c
   for (const i of instances) {
     for (const d of [3, 2, 1]) {
       const [source] = h.faults.sim.seedSnapshots([{
-        volumeId: i.volumeIds[0], instanceId: i.instanceId, startTimeMs: Date.parse(daysAgo(d)) + 1_000, state: 'completed',
+        volumeId: i.volumeIds[0],
+        instanceId: i.instanceId,
+        startTimeMs: Date.parse(daysAgo(d)) + 1_000,
+        state: 'completed',
         tags: { [SCHEDULE_TAG]: scheduleId, [SCHEDULED_TIME_TAG]: daysAgo(d), [INSTANCE_ID_TAG]: i.instanceId },
       }]);
       h.faults.sim.seedSnapshots([{
-        region: 'eu-west-1', volumeId: i.volumeIds[0], instanceId: i.instanceId, startTimeMs: Date.parse(daysAgo(d)) + 60_000, state: 'completed',
-        sourceSnapshotId: source.snapshotId, sourceRegion: SOURCE,
+        region: 'eu-west-1',
+        volumeId: i.volumeIds[0],
+        instanceId: i.instanceId,
+        startTimeMs: Date.parse(daysAgo(d)) + 60_000,
+        state: 'completed',
+        sourceSnapshotId: source.snapshotId,
+        sourceRegion: SOURCE,
         tags: {
-          [SCHEDULE_TAG]: scheduleId, [SCHEDULED_TIME_TAG]: daysAgo(d), [INSTANCE_ID_TAG]: i.instanceId,
-          [SOURCE_SNAPSHOT_TAG]: source.snapshotId, [SOURCE_REGION_TAG]: SOURCE,
+          [SCHEDULE_TAG]: scheduleId,
+          [SCHEDULED_TIME_TAG]: daysAgo(d),
+          [INSTANCE_ID_TAG]: i.instanceId,
+          [SOURCE_SNAPSHOT_TAG]: source.snapshotId,
+          [SOURCE_REGION_TAG]: SOURCE,
         },
       }]);
     }
@@ -164,8 +175,12 @@ test('GIVEN one snapshot of a set copied already WHEN the run copies THEN only t
       copiedFirst = true;
       const source = h.faults.sim.snapshots.find((s) => s.tags[SCHEDULED_TIME_TAG] === SCHEDULED_TIME)!;
       h.faults.sim.seedSnapshots([{
-        region: 'eu-west-1', volumeId: source.volumeId, instanceId: source.instanceId, state: 'completed',
-        sourceSnapshotId: source.snapshotId, sourceRegion: SOURCE,
+        region: 'eu-west-1',
+        volumeId: source.volumeId,
+        instanceId: source.instanceId,
+        state: 'completed',
+        sourceSnapshotId: source.snapshotId,
+        sourceRegion: SOURCE,
         tags: { ...source.tags, [SOURCE_SNAPSHOT_TAG]: source.snapshotId, [SOURCE_REGION_TAG]: SOURCE },
       }]);
     },
