@@ -123,6 +123,19 @@ export function runMetrics(cursor: RunCursor): Array<[string, Unit, number]> {
     [METRICS.snapshotLocksFailed, MetricUnit.Count, c.lockFailed],
     [METRICS.runDuration, MetricUnit.Seconds, (cursor.summary?.durationMs ?? 0) / 1000],
     ...pruneMetrics(cursor),
+    ...copyMetrics(cursor),
+  ];
+}
+
+/** Copies' metrics, over every destination Region, for a run of a schedule with copy rules. */
+function copyMetrics(cursor: RunCursor): Array<[string, Unit, number]> {
+  const regions = cursor.copy?.regions;
+  if (!regions) return [];
+  const sum = (key: 'copied' | 'failed' | 'overdue') => regions.reduce((n, r) => n + r[key], 0);
+  return [
+    [METRICS.snapshotsCopied, MetricUnit.Count, sum('copied')],
+    [METRICS.copyFailures, MetricUnit.Count, sum('failed')],
+    [METRICS.copiesOverdue, MetricUnit.Count, sum('overdue')],
   ];
 }
 

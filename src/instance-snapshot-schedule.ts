@@ -19,13 +19,16 @@ import { CopyTagsFromSource } from './copy-tags-from-source';
 import { LogLevel } from './log-level';
 import { defaultHeartbeatPeriod, heartbeatPeriods, scheduleInterval } from './private/heartbeat';
 import { InlinePolicyRole } from './private/inline-policy-role';
+import { renderCopyRules, renderRetentionSpec, RetentionContext } from './private/lifecycle';
 import { acknowledgeWorkerWildcards, acknowledgeWorkflowWildcards, describeActions, WorkerLifecycle } from './private/nag-acknowledgements';
 import { warnIfPolicyTooLarge } from './private/policy-size';
 import {
+  checkCopyRules,
   checkLockSpec,
   checkRetentionSpec,
   checkScheduleId,
   COPY_TAGS_FROM_VOLUME,
+  CopyRuleSpec,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
   DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
   METRICS,
@@ -42,8 +45,9 @@ import {
 } from './private/request-contract';
 import { buildRunDefinition } from './private/run-workflow';
 import { SharedResources, WORKER_TIMEOUT } from './private/shared-resources';
-import { checkDimensionValue, LOCATION_VALUES, validateProps } from './private/validate-props';
+import { checkDimensionValue, hasCopies, LOCATION_VALUES, validateProps } from './private/validate-props';
 import { Retention } from './retention';
+import { SnapshotCopyRule } from './snapshot-copy';
 import { SnapshotLocation } from './snapshot-location';
 import { SnapshotLock } from './snapshot-lock';
 
@@ -168,8 +172,9 @@ export interface InstanceSnapshotScheduleProps {
    *
    * Keys at most 127 characters and not starting with `aws:` or `cdk-instance-snapshots:`;
    * values at most 256 characters. The library adds 4 tags of its own (schedule, execution,
-   * instance id, scheduled time), so at most 46 tags here; tags copied from volumes count
-   * towards EC2's limit of 50 per snapshot too.
+   * instance id, scheduled time), so at most 46 tags here, or 44 with `copies` (each copy also
+   * carries its source's id and Region); tags copied from volumes count towards EC2's limit of 50
+   * per snapshot too.
    *
    * @default - only the library's own tags
    */
@@ -286,7 +291,8 @@ export interface InstanceSnapshotScheduleProps {
    * keep holding the sets of an instance that is gone (terminated, untagged or excluded), counted
    * from its newest set's scheduled time. After that, only an age rule keeps its sets.
    *
-   * Whole seconds from 1 day to 36,600 days (100 years). Only with `retention`.
+   * Whole seconds from 1 day to 36,600 days (100 years). Only with `retention` or a copy rule's
+   * `retention`; it applies to the copies' retention too.
    *
    * @default Duration.days(90)
    */
@@ -331,6 +337,30 @@ export interface InstanceSnapshotScheduleProps {
    * @default - no Recycle Bin rule: deleted snapshots are gone at once
    */
   readonly recycleBinRetention?: Duration;
+
+  /**
+   * Copy every snapshot set to other Regions, for disaster recovery: one rule per destination
+   * Region, each with its own encryption key, tags, retention and completion time.
+   *
+   * Each run copies the sets that are completed and have no copy in a rule's Region yet (EC2
+   * `CopySnapshot`, called in the destination Region, one snapshot at a time), and deletes the
+   * copies that the rule's retention no longer keeps. Copies carry the schedule's tags and
+   * `cdk-instance-snapshots:source-snapshot-id` / `cdk-instance-snapshots:source-region`. EC2 runs
+   * at most 20 copies at once per destination Region, so a run waits between checks of its copies
+   * (the workflow keeps its 24-hour timeout): sets not copied by the run's end are reported
+   * (`CopyFailures`) and copied by the next run. Copies are not locked, and `recycleBinRetention`
+   * covers the stack's Region only.
+   *
+   * At most 3 rules (Data Lifecycle Manager's limit), each for another Region than the stack's.
+   * Not with `outpostArn` or `location: SnapshotLocation.LOCAL`: EC2 does not copy Outpost or Local
+   * Zone snapshots to another Region. With copies, the worker has 1,024 MB of memory. A source
+   * encrypted with a customer managed key needs the worker role (`workerRole`) to be allowed to use
+   * that key.
+   *
+   * @see https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html
+   * @default - no copies
+   */
+  readonly copies?: SnapshotCopyRule[];
 
   /**
    * The schedule's identity: the value of its snapshots' `cdk-instance-snapshots:schedule` tag, the
@@ -447,9 +477,10 @@ export interface InstanceSnapshotScheduleProps {
  * Each scheduled occurrence is one AWS Step Functions execution that creates exactly one snapshot
  * set per selected instance, in bounded worker steps, or ends FAILED naming the instances without
  * one. With `retention`, each run then deletes the schedule's sets that no rule keeps; with `lock`,
- * every new snapshot is locked. Every schedule has its own worker function, roles, workflow,
- * notification rules and alarms; a stack's schedules share the occurrence lock table and, unless
- * they bring their own, the log group, the notification topic and the dead-letter queue.
+ * every new snapshot is locked; with `copies`, every set is copied to other Regions. Every schedule
+ * has its own worker function, roles, workflow, notification rules and alarms; a stack's schedules
+ * share the occurrence lock table and, unless they bring their own, the log group, the notification
+ * topic and the dead-letter queue.
  */
 export class InstanceSnapshotSchedule extends Construct {
   /** The default schedule: every day at 03:00 UTC. */
@@ -470,7 +501,11 @@ export class InstanceSnapshotSchedule extends Construct {
   /** The Lambda function that makes the EC2 calls of this schedule's runs. */
   public readonly worker: lambda.Function;
 
-  /** The worker's role: `CreateSnapshots` only on this schedule's instances and snapshots tagged with its id. */
+  /**
+   * The worker's role: `CreateSnapshots` only on this schedule's instances and snapshots tagged with
+   * its id (and, with `copies`, `CopySnapshot` of those snapshots to the rules' Regions). Allow it the
+   * use of a customer managed key that encrypts the sources of copies.
+   */
   public readonly workerRole: iam.Role;
 
   /** Where the worker and the workflow log. */
@@ -496,8 +531,9 @@ export class InstanceSnapshotSchedule extends Construct {
 
   /**
    * Fires when a run had instances that failed or were not attempted (`InstancesFailed +
-   * InstancesNotAttempted > 0`), and, with `retention` or `lock`, sets it could not delete
-   * (`PruneFailures`) or lock (`SnapshotLocksFailed`).
+   * InstancesNotAttempted > 0`), and, with `retention`, `lock` or `copies`, sets it could not delete
+   * (`PruneFailures`), lock (`SnapshotLocksFailed`) or copy (`CopyFailures`), or copies past their
+   * completion duration (`CopiesOverdue`, with a rule's `completionDuration`).
    *
    * @default - none when `alarms` is false
    */
@@ -563,7 +599,12 @@ export class InstanceSnapshotSchedule extends Construct {
     }
     const stack = Stack.of(this);
     const scheduleExpression = props.schedule ?? InstanceSnapshotSchedule.DEFAULT_SCHEDULE;
-    const retention = this.renderRetention(props, scheduleExpression);
+    const retentionContext: RetentionContext = {
+      timeZone: scheduleExpression.timeZone?.timezoneName ?? TimeZone.ETC_UTC.timezoneName,
+      goneInstanceSeconds: (props.goneInstanceRetention ?? DEFAULT_GONE_INSTANCE_RETENTION).toSeconds(),
+    };
+    const retention = this.renderRetention(props, retentionContext);
+    const copies = hasCopies(props) ? this.renderCopies(props, retentionContext) : undefined;
     const lock = props.lock?._render();
     const lockProblems = lock ? checkLockSpec(lock) : [];
     if (lockProblems.length > 0) throw new Error(lockProblems.map((p) => p.message).join('\n'));
@@ -593,18 +634,23 @@ export class InstanceSnapshotSchedule extends Construct {
       lock,
       retention,
       deleteSnapshotsPerSecond: retention ? props.deleteSnapshotsPerSecond ?? DEFAULT_DELETE_SNAPSHOTS_PER_SECOND : undefined,
+      copies,
     };
     // Text, not an object, in the definition: a tag key ending in ".$" stays a tag key.
     const requestJson = stack.toJsonString(request);
     // toJsonString always returns a token: resolved, it is plain text unless props hold tokens.
     const resolvedRequest: unknown = stack.resolve(requestJson);
 
-    const lifecycle: WorkerLifecycle = { prunes: retention !== undefined, locks: lock !== undefined };
+    const lifecycle: WorkerLifecycle = {
+      prunes: retention !== undefined,
+      locks: lock !== undefined,
+      ...(copies ? { copyRegions: copies.map((c) => c.region), prunedCopyRegions: copies.filter((c) => c.retention).map((c) => c.region) } : {}),
+    };
     const workerRole = new InlinePolicyRole(this, 'WorkerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `cdk-instance-snapshots: the worker of ${this.scheduleId}`.slice(0, 1000),
       policyName: 'Snapshots',
-      statements: [...this.workerStatements(props, lifecycle), ...this.notificationStatements()],
+      statements: [...this.workerStatements(props, lifecycle), ...copyKeyStatements(copies ?? []), ...this.notificationStatements()],
     });
     this.workerRole = workerRole;
     acknowledgeWorkerWildcards(this.workerRole, lifecycle);
@@ -623,8 +669,8 @@ export class InstanceSnapshotSchedule extends Construct {
       applicationLogLevelV2: APPLICATION_LOG_LEVELS[logLevel],
       // A step starts no new instance after 10 minutes and settles the rest within Lambda's limit.
       timeout: WORKER_TIMEOUT,
-      // The prune step holds the listing of every snapshot of the schedule.
-      memorySize: retention ? 1024 : 512,
+      // The prune and copy steps hold the listing of the schedule's snapshots (and of their copies).
+      memorySize: retention || copies ? 1024 : 512,
       environment: {
         POWERTOOLS_SERVICE_NAME: 'cdk-instance-snapshots',
         POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
@@ -650,6 +696,7 @@ export class InstanceSnapshotSchedule extends Construct {
         worker: this.worker,
         lockTable: this.lockTable,
         requestJson,
+        copies: copies !== undefined,
       })),
       timeout: Duration.hours(24),
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
@@ -740,7 +787,7 @@ export class InstanceSnapshotSchedule extends Construct {
     if (alarmsOn) {
       shared.allowAlarmsToPublish(this.notificationTopic);
       const notify = new cwActions.SnsAction(this.notificationTopic);
-      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify, lifecycle);
+      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify, lifecycle, copies);
       this.heartbeatAlarm = this.createHeartbeatAlarm(props, scheduleExpression, notify);
       if (!props.deadLetterQueue) {
         this.deadLetterQueueAlarm = shared.deadLetterQueueAlarmFor(this.notificationTopic);
@@ -752,7 +799,7 @@ export class InstanceSnapshotSchedule extends Construct {
     }
 
     if (props.dashboard) {
-      this.dashboard = this.createDashboard(retention !== undefined);
+      this.dashboard = this.createDashboard(retention !== undefined, copies !== undefined);
     }
 
     warnIfPolicyTooLarge(this, 'WorkerRole', [workerRole.document]);
@@ -915,18 +962,59 @@ export class InstanceSnapshotSchedule extends Construct {
     return this.metric(METRICS.snapshotLocksFailed, props);
   }
 
+  /**
+   * Snapshots a run copied to other Regions (`copies`), over every destination Region.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSnapshotsCopied(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.snapshotsCopied, props);
+  }
+
+  /**
+   * Snapshot sets a run could not copy to a destination Region (the run fails).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricCopyFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.copyFailures, props);
+  }
+
+  /**
+   * Copies still in progress past their rule's `completionDuration` when a run ended (the next run
+   * finishes them).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricCopiesOverdue(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.copiesOverdue, props);
+  }
+
   /** The retention rules rendered for the request: the rules, the schedule's time zone and the gone-instance period. */
-  private renderRetention(props: InstanceSnapshotScheduleProps, expression: scheduler.ScheduleExpression): RetentionSpec | undefined {
+  private renderRetention(props: InstanceSnapshotScheduleProps, context: RetentionContext): RetentionSpec | undefined {
     if (!props.retention) return undefined;
-    const spec: RetentionSpec = {
-      ...props.retention._render(),
-      timeZone: expression.timeZone?.timezoneName ?? TimeZone.ETC_UTC.timezoneName,
-      goneInstanceSeconds: (props.goneInstanceRetention ?? DEFAULT_GONE_INSTANCE_RETENTION).toSeconds(),
-    };
+    const spec = renderRetentionSpec(props.retention, context);
     // The factories and validateProps checked every value: this is the worker's own check, run at synth time.
     const problems = checkRetentionSpec(spec);
     if (problems.length > 0) throw new Error(problems.map((p) => p.message).join('\n'));
     return spec;
+  }
+
+  /**
+   * The copy rules rendered for the request, checked by the contract's own check (validateProps
+   * checked the props): their number, distinct Regions, none the stack's own, each key in its rule's
+   * Region, and no copies of Outpost or Local Zone snapshots.
+   */
+  private renderCopies(props: InstanceSnapshotScheduleProps, context: RetentionContext): CopyRuleSpec[] {
+    const specs = renderCopyRules(props.copies!, props.retention, context);
+    const region = Stack.of(this).region;
+    const problems = checkCopyRules(specs, {
+      outpostArn: props.outpostArn,
+      location: props.location !== undefined ? LOCATION_VALUES[props.location] : undefined,
+      region: Token.isUnresolved(region) ? undefined : region,
+    }, Token.isUnresolved);
+    if (problems.length > 0) throw new Error(problems.map((p) => p.message).join('\n'));
+    return specs;
   }
 
   /** Warns about what cannot be undone or is never cleaned up, and notes how retention and locks meet. */
@@ -965,16 +1053,24 @@ export class InstanceSnapshotSchedule extends Construct {
     });
   }
 
-  private createInstancesFailedAlarm(notify: cloudwatch.IAlarmAction, lifecycle: WorkerLifecycle): cloudwatch.Alarm {
+  private createInstancesFailedAlarm(
+    notify: cloudwatch.IAlarmAction,
+    lifecycle: WorkerLifecycle,
+    copies: CopyRuleSpec[] | undefined,
+  ): cloudwatch.Alarm {
     const period = Duration.hours(1);
     // Only what the schedule can emit (every metric costs template bytes, 40 schedules a stack);
-    // a metric a run did not write counts as 0.
+    // a metric a run did not write counts as 0. Copies are overdue only past a rule's completion duration.
+    const overdue = copies?.some((c) => c.completionDurationMinutes !== undefined) ?? false;
     const lifecycleMetrics: Record<string, cloudwatch.IMetric> = {
       ...(lifecycle.prunes ? { pruneFailures: this.metricPruneFailures({ period }) } : {}),
       ...(lifecycle.locks ? { locksFailed: this.metricSnapshotLocksFailed({ period }) } : {}),
+      ...(copies ? { copyFailures: this.metricCopyFailures({ period }) } : {}),
+      ...(overdue ? { copiesOverdue: this.metricCopiesOverdue({ period }) } : {}),
     };
+    const copyFailures = copies ? `, could not copy sets to other Regions${overdue ? ' or copy them in time' : ''}` : '';
     const alarm = new cloudwatch.Alarm(this, 'InstancesFailedAlarm', {
-      alarmDescription: `cdk-instance-snapshots: a run left instances without a snapshot set${lifecycle.locks ? ', could not lock new sets' : ''}`
+      alarmDescription: `cdk-instance-snapshots: a run left instances without a snapshot set${lifecycle.locks ? ', could not lock new sets' : ''}${copyFailures}`
         + `${lifecycle.prunes ? ', or could not delete sets retention no longer keeps' : ''}. Its summary log line names them and why: `
         + 'fix that, then run the occurrence again (README, Operations).',
       metric: new cloudwatch.MathExpression({
@@ -1034,7 +1130,7 @@ export class InstanceSnapshotSchedule extends Construct {
     return alarm;
   }
 
-  private createDashboard(withRetention: boolean): cloudwatch.Dashboard {
+  private createDashboard(withRetention: boolean, withCopies: boolean): cloudwatch.Dashboard {
     const period = Duration.hours(1);
     const alarms = [this.instancesFailedAlarm, this.heartbeatAlarm, this.deadLetterQueueAlarm].filter((a): a is cloudwatch.Alarm => a !== undefined);
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
@@ -1092,6 +1188,17 @@ export class InstanceSnapshotSchedule extends Construct {
         right: [this.metricSnapshotsDeleted({ period, label: 'Snapshots deleted' })],
       }));
     }
+    if (withCopies) {
+      dashboard.addWidgets(new cloudwatch.GraphWidget({
+        title: 'Copies to other Regions (per run)',
+        width: 24,
+        left: [
+          this.metricCopyFailures({ period, label: 'Sets not copied' }),
+          this.metricCopiesOverdue({ period, label: 'Copies overdue' }),
+        ],
+        right: [this.metricSnapshotsCopied({ period, label: 'Snapshots copied' })],
+      }));
+    }
     return dashboard;
   }
 
@@ -1119,8 +1226,14 @@ export class InstanceSnapshotSchedule extends Construct {
     for (const [key, values] of Object.entries(props.instanceTags)) {
       instanceTagConditions[`aws:ResourceTag/${key}`] = values;
     }
-    const snapshotArn = stack.formatArn({ service: 'ec2', account: '', resource: 'snapshot', resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const snapshotsIn = (region?: string) =>
+      stack.formatArn({ service: 'ec2', region, account: '', resource: 'snapshot', resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const snapshotArn = snapshotsIn();
     const taggedWithThisSchedule = { StringEquals: { [`aws:ResourceTag/${SCHEDULE_TAG}`]: this.scheduleId } };
+    const requestsThisSchedule = { StringEquals: { [`aws:RequestTag/${SCHEDULE_TAG}`]: this.scheduleId } };
+    // One statement per action for every destination Region: each Region's snapshots in its Resource list.
+    const copyArns = (lifecycle.copyRegions ?? []).map(snapshotsIn);
+    const deletable = [...(lifecycle.prunes ? [snapshotArn] : []), ...(lifecycle.prunedCopyRegions ?? []).map(snapshotsIn)];
     return [
       new iam.PolicyStatement({
         sid: 'CreateSnapshotsOfSelectedInstances',
@@ -1137,7 +1250,7 @@ export class InstanceSnapshotSchedule extends Construct {
         sid: 'CreateSnapshotsTaggedWithThisSchedule',
         actions: ['ec2:CreateSnapshots'],
         resources: [snapshotArn],
-        conditions: { StringEquals: { [`aws:RequestTag/${SCHEDULE_TAG}`]: this.scheduleId } },
+        conditions: requestsThisSchedule,
       }),
       new iam.PolicyStatement({
         sid: 'TagSnapshotsOnCreation',
@@ -1145,11 +1258,12 @@ export class InstanceSnapshotSchedule extends Construct {
         resources: [snapshotArn],
         conditions: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshots' } },
       }),
-      // Only snapshots that carry this schedule's tag: never another schedule's, nor anyone else's.
-      ...(lifecycle.prunes ? [new iam.PolicyStatement({
+      // Only snapshots that carry this schedule's tag: never another schedule's, nor anyone else's;
+      // here with retention, and in each destination Region whose copies have a retention.
+      ...(deletable.length > 0 ? [new iam.PolicyStatement({
         sid: 'DeleteSnapshotsOfThisSchedule',
         actions: ['ec2:DeleteSnapshot'],
-        resources: [snapshotArn],
+        resources: deletable,
         conditions: taggedWithThisSchedule,
       })] : []),
       ...(lifecycle.locks ? [new iam.PolicyStatement({
@@ -1158,6 +1272,29 @@ export class InstanceSnapshotSchedule extends Construct {
         resources: [snapshotArn],
         conditions: taggedWithThisSchedule,
       })] : []),
+      // CopySnapshot, called in the destination Region, authorizes two snapshots: the source (this
+      // schedule's, here) and the new copy there (created with this schedule's tag), and CreateTags
+      // on the copy for its tags.
+      ...(copyArns.length > 0 ? [
+        new iam.PolicyStatement({
+          sid: 'CopySnapshotsOfThisSchedule',
+          actions: ['ec2:CopySnapshot'],
+          resources: [snapshotArn],
+          conditions: taggedWithThisSchedule,
+        }),
+        new iam.PolicyStatement({
+          sid: 'CopiesTaggedWithThisSchedule',
+          actions: ['ec2:CopySnapshot'],
+          resources: copyArns,
+          conditions: requestsThisSchedule,
+        }),
+        new iam.PolicyStatement({
+          sid: 'TagCopiesOnCreation',
+          actions: ['ec2:CreateTags'],
+          resources: copyArns,
+          conditions: { StringEquals: { 'ec2:CreateAction': 'CopySnapshot' } },
+        }),
+      ] : []),
       // DescribeInstances, DescribeSnapshots, DescribeVolumes, DescribeImages and
       // DescribeLockedSnapshots support no resource-level permissions: EC2 offers no resource type
       // for them, so `Resource: '*'` is the only form.
@@ -1175,6 +1312,28 @@ export class InstanceSnapshotSchedule extends Construct {
       }),
     ];
   }
+}
+
+/**
+ * The worker encrypts each copy with its rule's key: these keys only, and grants only for AWS
+ * resources (EBS holds a grant while it copies). `kms:ReEncrypt*` written out as its two actions.
+ */
+function copyKeyStatements(copies: CopyRuleSpec[]): iam.PolicyStatement[] {
+  const keys = [...new Set(copies.flatMap((c) => (c.kmsKeyArn !== undefined ? [c.kmsKeyArn] : [])))];
+  if (keys.length === 0) return [];
+  return [
+    new iam.PolicyStatement({
+      sid: 'EncryptCopiesWithTheirKeys',
+      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+      resources: keys,
+    }),
+    new iam.PolicyStatement({
+      sid: 'LetEbsUseTheCopyKeys',
+      actions: ['kms:CreateGrant'],
+      resources: keys,
+      conditions: { Bool: { 'kms:GrantIsForAWSResource': true } },
+    }),
+  ];
 }
 
 /** The gone-instance period when `goneInstanceRetention` is not given. */

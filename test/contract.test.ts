@@ -95,7 +95,20 @@ describe('what the construct synthesizes is what the worker accepts', () => {
       excludeBootVolume: true,
       excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
       excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] },
-      outpostArn: 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0',
+      copies: [
+        {
+          region: 'eu-west-1',
+          kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+          copyTags: false,
+          retention: { daily: 7, monthly: 3, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
+          completionDurationMinutes: 120,
+        },
+        {
+          region: 'us-east-1',
+          copyTags: true,
+          retention: { count: 7, daily: 14, weekly: 8, monthly: 12, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
+        },
+      ],
       description: 'nightly crash-consistent set',
       snapshotTags: { CostCenter: '42', Team: 'platform' },
       copyTagsFromSource: 'volume',

@@ -327,7 +327,6 @@ describe('workflow (state machine)', () => {
       excludeBootVolume: true,
       excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
       excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] },
-      outpostArn: FULL_PROPS.outpostArn,
       description: 'nightly crash-consistent set',
       snapshotTags: { CostCenter: '42', Team: 'platform' },
       copyTagsFromSource: 'volume',
@@ -336,6 +335,20 @@ describe('workflow (state machine)', () => {
       lock: { mode: 'governance', durationDays: 7 },
       retention: { count: 7, daily: 14, weekly: 8, monthly: 12, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
       deleteSnapshotsPerSecond: 10,
+      copies: [
+        {
+          region: 'eu-west-1',
+          kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+          copyTags: false,
+          retention: { daily: 7, monthly: 3, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
+          completionDurationMinutes: 120,
+        },
+        {
+          region: 'us-east-1',
+          copyTags: true,
+          retention: { count: 7, daily: 14, weekly: 8, monthly: 12, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
+        },
+      ],
     });
   });
 

@@ -39,7 +39,10 @@ interface ForcedFinding extends Finding {
 }
 
 const DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
-/** The fully configured schedule also prunes (retention) and locks: more describe actions, and DeleteSnapshot and LockSnapshot on snapshot/*. */
+/**
+ * The fully configured schedule also prunes (retention), locks and copies to eu-west-1 and us-east-1 (each with a retention): more
+ * describe actions, DeleteSnapshot, LockSnapshot and CopySnapshot on snapshot/*, and snapshot/* in each destination Region.
+ */
 const LIFECYCLE_DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots, ec2:DescribeVolumes, ec2:DescribeImages and ec2:DescribeLockedSnapshots support no '
   + 'resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
 const SNAPSHOT_REASON = 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions';
@@ -75,8 +78,15 @@ function forcedFindings(schedule: string, region: string, account: string, lifec
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}::snapshot/*]`,
       path: `${workerRole}/Resource`,
       acknowledgedOn: workerRole,
-      reason: lifecycle ? `${SNAPSHOT_REASON}, and DeleteSnapshot and LockSnapshot by aws:ResourceTag (this schedule's tag).` : `${SNAPSHOT_REASON}.`,
+      reason: lifecycle ? `${SNAPSHOT_REASON}, and DeleteSnapshot, LockSnapshot and CopySnapshot by aws:ResourceTag (this schedule's tag).` : `${SNAPSHOT_REASON}.`,
     },
+    ...(lifecycle ? ['eu-west-1', 'us-east-1'] : []).map((destination) => ({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${destination}::snapshot/*]`,
+      path: `${workerRole}/Resource`,
+      acknowledgedOn: workerRole,
+      reason: `Copies in ${destination} do not exist before CopySnapshot creates them; CopySnapshot and CreateTags there are limited by aws:RequestTag `
+        + '(this schedule\'s tag) and ec2:CreateAction (CopySnapshot) conditions, and DeleteSnapshot by aws:ResourceTag (this schedule\'s tag).',
+    })),
     {
       id: 'AwsSolutions-IAM5[Resource::*]',
       path: `${workflowRole}/Resource`,
@@ -166,7 +176,7 @@ const SHARED_FINDINGS: ForcedFinding[] = [{
 }];
 
 describe.each(ENVIRONMENTS)('AwsSolutions pack over %s', (_name, stackProps, region, account) => {
-  // The first schedule has every prop (retention and lock included), the second the defaults.
+  // The first schedule has every prop (retention, lock and copies included), the second the defaults.
   const forced = [...forcedFindings(SCHEDULE, region, account, true), ...forcedFindings(SECOND_SCHEDULE, region, account, false), ...SHARED_FINDINGS];
 
   afterEach(() => jest.restoreAllMocks());

@@ -218,6 +218,44 @@ describe('40 schedules with retention, a lock and a Recycle Bin rule each', () =
   });
 });
 
+describe('40 schedules with a copy rule each (another Region, a key of its own, a retention and a completion time)', () => {
+  // A copy rule costs about 3 KB of template per schedule (the request in the definition, the worker
+  // role's statements, the alarm's metrics, the workflow's copy states): these 40 come to about
+  // 900 KB. With every lifecycle option as well they come to about 990 KB, and with three rules
+  // each past 1 MB: such stacks split their schedules.
+  const app = newApp();
+  const stack = new Stack(app, STACK, { env: { account: ACCOUNT, region: REGION }, suppressTemplateIndentation: true });
+  const schedules = Array.from({ length: SCHEDULES }, (_, i) => new InstanceSnapshotSchedule(stack, `NightlyApplicationServers${String(i).padStart(2, '0')}`, {
+    instanceTags: realisticTags(i),
+    copies: [{
+      region: 'ap-southeast-4',
+      kmsKeyArn: `arn:aws:kms:ap-southeast-4:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+      retention: Retention.count(7),
+      completionDuration: Duration.hours(4),
+    }],
+  }));
+  const { template, templateBytes } = synthesize(stack);
+  const roles = rolesWithInlinePolicies(stack);
+
+  test('GIVEN 40 schedules with copies WHEN synthesized THEN no resource is added: 11 per schedule and 8 shared', () => {
+    expect(Object.keys(template.Resources)).toHaveLength(SCHEDULES * RESOURCES_PER_SCHEDULE + SHARED_RESOURCES);
+    expect(schedules).toHaveLength(SCHEDULES);
+  });
+
+  test('GIVEN 40 schedules with copies WHEN synthesized without indentation THEN the template stays under CloudFormation\'s 1 MB', () => {
+    expect(templateBytes).toBeLessThan(1_000_000);
+  });
+
+  test('GIVEN 40 schedules with copies WHEN each worker role\'s deployed inline policy is measured THEN it stays under 10,240 characters and the bound', () => {
+    for (const role of roles.filter((r) => r.path.endsWith('/WorkerRole'))) {
+      const measured = deployedInlinePolicySize(template, role.logicalId);
+      const bound = policySizeUpperBound(stack, role.documents);
+      expect({ path: role.path, fits: bound < ROLE_INLINE_POLICY_LIMIT, boundHolds: measured <= bound })
+        .toEqual({ path: role.path, fits: true, boundHolds: true });
+    }
+  });
+});
+
 describe('the inline policy size warning', () => {
   /** One schedule whose selection is one key with `count` values of 250 characters and one of `lastLength`. */
   function bigSchedule(count: number, lastLength: number) {

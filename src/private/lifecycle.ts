@@ -1,5 +1,7 @@
 import { Duration, Token } from 'aws-cdk-lib';
-import { MAX_LIFECYCLE_SECONDS, RetentionSpec, show } from './request-contract';
+import { CopyRuleSpec, MAX_LIFECYCLE_SECONDS, RetentionSpec, show } from './request-contract';
+import type { Retention } from '../retention';
+import type { SnapshotCopyRule } from '../snapshot-copy';
 
 /**
  * The rules of a `Retention`, as the request contract's `RetentionSpec` holds them. The time zone
@@ -41,4 +43,38 @@ export function wholeUnits(value: unknown, unitSeconds: number, min: number, max
 export function isTokenValue(value: unknown): boolean {
   if (isDuration(value)) return value.isUnresolved();
   return (typeof value === 'number' || typeof value === 'string') && Token.isUnresolved(value);
+}
+
+/** What a schedule adds to every retention it renders: its time zone and its gone-instance period. */
+export interface RetentionContext {
+  readonly timeZone: string;
+  readonly goneInstanceSeconds: number;
+}
+
+/** A retention as the request contract holds it: its rules, with the schedule's time zone and gone-instance period. */
+export function renderRetentionSpec(retention: Retention, context: RetentionContext): RetentionSpec {
+  return { ...retention._render(), timeZone: context.timeZone, goneInstanceSeconds: context.goneInstanceSeconds };
+}
+
+/**
+ * Copy rules as the request contract holds them (props checked by `validateProps` first): `copyTags`
+ * true unless false, the rule's retention or else the schedule's, rendered like the schedule's own,
+ * and the completion duration in minutes. Fields a rule leaves out are left out.
+ */
+export function renderCopyRules(
+  rules: readonly SnapshotCopyRule[],
+  scheduleRetention: Retention | undefined,
+  context: RetentionContext,
+): CopyRuleSpec[] {
+  return rules.map((rule) => {
+    const retention = rule.retention ?? scheduleRetention;
+    const minutes = rule.completionDuration?.toMinutes({ integral: false });
+    return {
+      region: rule.region,
+      ...(rule.kmsKeyArn !== undefined ? { kmsKeyArn: rule.kmsKeyArn } : {}),
+      copyTags: rule.copyTags ?? true,
+      ...(retention ? { retention: renderRetentionSpec(retention, context) } : {}),
+      ...(minutes !== undefined ? { completionDurationMinutes: minutes } : {}),
+    };
+  });
 }

@@ -14,14 +14,22 @@ export interface WorkerLifecycle {
   readonly prunes: boolean;
   /** Locks: `ec2:LockSnapshot`, `ec2:DescribeLockedSnapshots`. */
   readonly locks: boolean;
+  /** Copies: the destination Regions (`ec2:CopySnapshot` and `ec2:CreateTags` on their snapshots). */
+  readonly copyRegions?: readonly string[];
+  /**
+   * The destination Regions whose copies have a retention: `ec2:DeleteSnapshot` there, and
+   * `ec2:DescribeLockedSnapshots` (a locked copy is kept until its lock expires).
+   */
+  readonly prunedCopyRegions?: readonly string[];
 }
 
 /** The worker's describe actions, which take no resource ARN. */
 export function describeActions(lifecycle: WorkerLifecycle): string[] {
+  const prunesCopies = (lifecycle.prunedCopyRegions ?? []).length > 0;
   return [
     'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
     ...(lifecycle.prunes ? ['ec2:DescribeImages'] : []),
-    ...(lifecycle.prunes || lifecycle.locks ? ['ec2:DescribeLockedSnapshots'] : []),
+    ...(lifecycle.prunes || lifecycle.locks || prunesCopies ? ['ec2:DescribeLockedSnapshots'] : []),
   ];
 }
 
@@ -32,9 +40,24 @@ function describeReason(lifecycle: WorkerLifecycle): string {
 }
 
 function snapshotReason(lifecycle: WorkerLifecycle): string {
-  const later = [...(lifecycle.prunes ? ['DeleteSnapshot'] : []), ...(lifecycle.locks ? ['LockSnapshot'] : [])];
+  const later = [
+    ...(lifecycle.prunes ? ['DeleteSnapshot'] : []),
+    ...(lifecycle.locks ? ['LockSnapshot'] : []),
+    ...((lifecycle.copyRegions ?? []).length > 0 ? ['CopySnapshot'] : []),
+  ];
   return 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions'
-    + (later.length > 0 ? `, and ${later.join(' and ')} by aws:ResourceTag (this schedule's tag).` : '.');
+    + (later.length > 0 ? `, and ${inWords(later)} by aws:ResourceTag (this schedule's tag).` : '.');
+}
+
+/** Why the worker may act on every snapshot in a destination Region. */
+function copyReason(region: string, pruned: boolean): string {
+  return `Copies in ${region} do not exist before CopySnapshot creates them; CopySnapshot and CreateTags there are limited by aws:RequestTag (this schedule's tag) `
+    + `and ec2:CreateAction (CopySnapshot) conditions${pruned ? ', and DeleteSnapshot by aws:ResourceTag (this schedule\'s tag)' : ''}.`;
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function inWords(items: string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
 /**
@@ -52,6 +75,13 @@ export function acknowledgeWorkerWildcards(role: iam.Role, lifecycle: WorkerLife
   for (const [resource, account, reason] of forced) {
     const arn = stack.formatArn({ service: 'ec2', account, resource, resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
     Validations.of(role).acknowledge({ id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(arn))}]`, reason });
+  }
+  for (const region of lifecycle.copyRegions ?? []) {
+    const arn = stack.formatArn({ service: 'ec2', region, account: '', resource: 'snapshot', resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(arn))}]`,
+      reason: copyReason(region, (lifecycle.prunedCopyRegions ?? []).includes(region)),
+    });
   }
 }
 

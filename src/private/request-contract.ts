@@ -117,6 +117,8 @@ export interface CopyRuleSpec {
 export const SOURCE_SNAPSHOT_TAG = `${OWNERSHIP_TAG_PREFIX}source-snapshot-id`;
 /** Tag on every copy: the Region of the snapshot it was copied from. */
 export const SOURCE_REGION_TAG = `${OWNERSHIP_TAG_PREFIX}source-region`;
+/** Every tag the library puts on a copy. */
+export const COPY_TAG_KEYS = [...OWNERSHIP_TAG_KEYS, SOURCE_SNAPSHOT_TAG, SOURCE_REGION_TAG];
 
 /** EC2's limits for copies (CopySnapshot). */
 export const COPY_LIMITS = {
@@ -513,6 +515,13 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
   if (retention !== undefined) v.push(...checkRetentionSpec(retention));
   const copies = event.copies;
   if (copies !== undefined) v.push(...checkCopyRules(copies, { outpostArn, location }));
+  if (Array.isArray(copies) && copies.length > 0 && Object.keys(snapshotTags).length > LIMITS.maxTagsPerResource - COPY_TAG_KEYS.length) {
+    v.push({
+      prop: 'snapshotTags',
+      message: `snapshotTags may hold at most ${LIMITS.maxTagsPerResource - COPY_TAG_KEYS.length} tags with copies (a copy carries the library's `
+        + `${COPY_TAG_KEYS.length} tags), got: ${Object.keys(snapshotTags).length}`,
+    });
+  }
 
   if (v.length > 0) {
     throw new InvalidRunRequestError(v);
@@ -540,7 +549,8 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
 }
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
-const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:(key|alias)\/.+$/;
+/** A KMS key ARN (IAM grants the use of a key by its key ARN, so an alias would allow nothing). */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/.+$/;
 const COPY_RULE_KEYS = ['region', 'kmsKeyArn', 'copyTags', 'retention', 'completionDurationMinutes'];
 
 /**
@@ -588,7 +598,7 @@ export function checkCopyRules(
     if (rule.kmsKeyArn !== undefined) {
       const m = typeof rule.kmsKeyArn === 'string' && !isUnresolved(rule.kmsKeyArn) ? KMS_KEY_ARN.exec(rule.kmsKeyArn) : undefined;
       if (typeof rule.kmsKeyArn !== 'string' || (!isUnresolved(rule.kmsKeyArn) && !m)) {
-        out.push({ prop, message: `${at}.kmsKeyArn must be a KMS key or alias ARN, got: ${show(rule.kmsKeyArn)}` });
+        out.push({ prop, message: `${at}.kmsKeyArn must be a KMS key ARN (not an alias), got: ${show(rule.kmsKeyArn)}` });
       } else if (m && typeof region === 'string' && !isUnresolved(region) && m[1] !== region) {
         out.push({ prop, message: `${at}.kmsKeyArn must be a key in the rule's Region ${show(region)} (KMS keys are Regional), got: ${show(rule.kmsKeyArn)}` });
       }
@@ -596,7 +606,8 @@ export function checkCopyRules(
     if (typeof rule.copyTags !== 'boolean') out.push({ prop, message: `${at}.copyTags must be a boolean, got: ${show(rule.copyTags)}` });
     if (rule.retention !== undefined) out.push(...checkRetentionSpec(rule.retention, `${at}.retention`));
     const minutes = rule.completionDurationMinutes;
-    if (minutes !== undefined && (!isWholeIn(minutes, L.minCompletionMinutes, L.maxCompletionMinutes) || (minutes as number) % L.completionStepMinutes !== 0)) {
+    const inSteps = isWholeIn(minutes, L.minCompletionMinutes, L.maxCompletionMinutes) && (minutes as number) % L.completionStepMinutes === 0;
+    if (minutes !== undefined && !inSteps) {
       out.push({
         prop,
         message: `${at} completion duration must be ${L.minCompletionMinutes} minutes to ${L.maxCompletionMinutes / 60} hours in steps of `

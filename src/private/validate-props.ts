@@ -1,4 +1,5 @@
-import { Annotations, Token } from 'aws-cdk-lib';
+import { Annotations, Stack, Token } from 'aws-cdk-lib';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { heartbeatPeriodProblem } from './heartbeat';
 import { isDuration, isTokenValue, MAX_LIFECYCLE_SECONDS, showDuration, wholeUnits } from './lifecycle';
@@ -15,9 +16,14 @@ import {
   checkScheduleId,
   checkSnapshotTags,
   ContractViolation,
+  COPY_LIMITS,
   DEFAULT_DELETE_SNAPSHOTS_PER_SECOND,
   LIFECYCLE_LIMITS,
+  LIMITS,
+  OWNERSHIP_TAG_KEYS,
   show,
+  SOURCE_REGION_TAG,
+  SOURCE_SNAPSHOT_TAG,
 } from './request-contract';
 import { describeTopic } from './shared-resources';
 import { CopyTagsFromSource } from '../copy-tags-from-source';
@@ -107,7 +113,7 @@ export function validateProps(scope: Construct, props: InstanceSnapshotScheduleP
     if (props.snapshotTags === null || typeof props.snapshotTags !== 'object' || Array.isArray(props.snapshotTags)) {
       violations.push({ prop: 'snapshotTags', message: `snapshotTags must be an object of tag key -> value, got: ${show(props.snapshotTags)}` });
     } else {
-      violations.push(...checkSnapshotTags(props.snapshotTags, unresolved));
+      violations.push(...withCopyTagLimit(checkSnapshotTags(props.snapshotTags, unresolved), props.snapshotTags, hasCopies(props)));
     }
   }
   if (props.outpostArn !== undefined && !Token.isUnresolved(props.outpostArn)) {
@@ -153,6 +159,7 @@ export function validateProps(scope: Construct, props: InstanceSnapshotScheduleP
     if (problem) violations.push({ prop: 'heartbeatPeriod', message: problem });
   }
   violations.push(...lifecycleViolations(props));
+  violations.push(...copyViolations(scope, props.copies));
   if (props.notificationTopic?.fifo) {
     violations.push({
       prop: 'notificationTopic',
@@ -217,7 +224,7 @@ function lifecycleViolations(props: InstanceSnapshotScheduleProps): ContractViol
   }
   if (props.goneInstanceRetention !== undefined) {
     const gone = props.goneInstanceRetention;
-    if (props.retention === undefined) {
+    if (props.retention === undefined && !copiesHaveRetention(props.copies)) {
       out.push({
         prop: 'goneInstanceRetention',
         message: `goneInstanceRetention only applies with retention (without it nothing is deleted): set retention or leave it out, got: ${showDuration(gone)}`,
@@ -257,4 +264,121 @@ function lifecycleViolations(props: InstanceSnapshotScheduleProps): ContractViol
     }
   }
   return out;
+}
+
+/** True when `copies` names at least one rule (an empty list is no copies). */
+export function hasCopies(props: InstanceSnapshotScheduleProps): boolean {
+  return Array.isArray(props.copies) && props.copies.length > 0;
+}
+
+function copiesHaveRetention(copies: unknown): boolean {
+  return Array.isArray(copies) && copies.some((rule) => typeof rule === 'object' && rule !== null && rule.retention !== undefined);
+}
+
+/** The tags the library puts on a copy besides the user's: its ownership tags and the two source tags. */
+const COPY_OWN_TAGS = [...OWNERSHIP_TAG_KEYS, SOURCE_SNAPSHOT_TAG, SOURCE_REGION_TAG];
+
+/**
+ * With copies, a copy carries the two source tags as well: `snapshotTags` may hold 2 tags fewer.
+ * Replaces the contract's count message (which counts for the source snapshots only) by this one.
+ */
+function withCopyTagLimit(problems: ContractViolation[], tags: Record<string, string>, copies: boolean): ContractViolation[] {
+  const allowed = LIMITS.maxTagsPerResource - COPY_OWN_TAGS.length;
+  const count = Object.keys(tags).length;
+  if (!copies || count <= allowed) return problems;
+  return [
+    ...problems.filter((p) => !p.message.startsWith('snapshotTags may hold at most')),
+    {
+      prop: 'snapshotTags',
+      message: `snapshotTags may hold at most ${allowed} tags with copies (EC2 allows ${LIMITS.maxTagsPerResource} per snapshot, and each copy carries `
+        + `the library's ${OWNERSHIP_TAG_KEYS.length} tags and ${SOURCE_SNAPSHOT_TAG} and ${SOURCE_REGION_TAG}), got: ${count}`,
+    },
+  ];
+}
+
+/** Every field of a `SnapshotCopyRule`. */
+const COPY_RULE_PROPS = ['region', 'kmsKeyArn', 'copyTags', 'retention', 'completionDuration'];
+/** A KMS key ARN (IAM grants the use of a key by its key ARN: an alias ARN would allow nothing). */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+const KMS_KEY_ARN_EXAMPLE = '"arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"';
+
+/**
+ * Checks the props of each copy rule as the construct takes them: a Region written out in the app
+ * and in the stack's partition, a key ARN, a `Retention`, a completion duration EBS accepts. The
+ * rendered rules are then checked against the contract (`checkCopyRules`): their number, distinct
+ * Regions, not the stack's own, the key's Region, and no copies of Outpost or Local Zone snapshots.
+ */
+function copyViolations(scope: Construct, copies: unknown): ContractViolation[] {
+  const prop = 'copies';
+  if (copies === undefined) return [];
+  if (Token.isUnresolved(copies)) {
+    return [{ prop, message: `copies must be a list written out in the app (the request and the worker role's permissions are built from each rule), got: ${show(copies)}` }];
+  }
+  if (!Array.isArray(copies)) return [{ prop, message: `copies must be a list of SnapshotCopyRule, got: ${show(copies)}` }];
+  const out: ContractViolation[] = [];
+  copies.forEach((rule: unknown, i: number) => {
+    const at = `copies[${i}]`;
+    if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) {
+      out.push({ prop, message: `${at} must be a SnapshotCopyRule like { region: "eu-west-1" }, got: ${show(rule)}` });
+      return;
+    }
+    const r = rule as Record<string, unknown>;
+    const unknownFields = Object.keys(r).filter((k) => !COPY_RULE_PROPS.includes(k));
+    if (unknownFields.length > 0) out.push({ prop, message: `${at} has fields no SnapshotCopyRule has, got: ${show(unknownFields)}` });
+    out.push(...copyRegionViolations(scope, at, r.region));
+    out.push(...copyKeyViolations(at, r.kmsKeyArn));
+    if (r.copyTags !== undefined && typeof r.copyTags !== 'boolean') {
+      out.push({ prop, message: `${at}.copyTags must be true or false, got: ${show(r.copyTags)}` });
+    }
+    if (r.retention !== undefined && !(r.retention instanceof Retention)) {
+      out.push({ prop, message: `${at}.retention must be made with Retention.count(), .age(), .calendar() or .anyOf(), got: ${show(r.retention)}` });
+    }
+    out.push(...completionDurationViolations(at, r.completionDuration));
+  });
+  return out;
+}
+
+function copyRegionViolations(scope: Construct, at: string, region: unknown): ContractViolation[] {
+  if (typeof region !== 'string') return []; // the contract's check says what a Region looks like
+  if (Token.isUnresolved(region)) {
+    return [{
+      prop: 'copies',
+      message: `${at}.region must be written out in the app (the worker calls CopySnapshot in that Region and the worker role's permissions name it), `
+        + `got: ${show(region)}`,
+    }];
+  }
+  const here = Stack.of(scope).region;
+  const [ours, theirs] = Token.isUnresolved(here) ? [] : [RegionInfo.get(here).partition, RegionInfo.get(region).partition];
+  if (ours && theirs && ours !== theirs) {
+    return [{
+      prop: 'copies',
+      message: `${at}.region must be in the stack's partition ${show(ours)} (EC2 copies snapshots within a partition), got: ${show(region)} in ${show(theirs)}`,
+    }];
+  }
+  return [];
+}
+
+function copyKeyViolations(at: string, key: unknown): ContractViolation[] {
+  if (key === undefined || (typeof key === 'string' && (Token.isUnresolved(key) || KMS_KEY_ARN.test(key)))) return [];
+  const alias = typeof key === 'string' && /^arn:aws[a-z-]*:kms:[^:]*:\d*:alias\//.test(key);
+  return [{
+    prop: 'copies',
+    message: alias
+      ? `${at}.kmsKeyArn must be the key's ARN, not an alias (IAM allows the worker role the use of a key by its key ARN), got: ${show(key)}`
+      : `${at}.kmsKeyArn must be a KMS key ARN like ${KMS_KEY_ARN_EXAMPLE}, got: ${show(key)}`,
+  }];
+}
+
+function completionDurationViolations(at: string, duration: unknown): ContractViolation[] {
+  if (duration === undefined) return [];
+  const L = COPY_LIMITS;
+  const range = `${L.minCompletionMinutes} minutes to ${L.maxCompletionMinutes / 60} hours in steps of ${L.completionStepMinutes} minutes (EBS time-based copy)`;
+  if (isTokenValue(duration)) {
+    return [{ prop: 'copies', message: `${at}.completionDuration must be written out in the app (the worker sends it with each CopySnapshot), got: an unresolved token` }];
+  }
+  const step = L.completionStepMinutes;
+  if (wholeUnits(duration, step * 60, L.minCompletionMinutes / step, L.maxCompletionMinutes / step) === undefined) {
+    return [{ prop: 'copies', message: `${at}.completionDuration must be ${range}, got: ${showDuration(duration)}` }];
+  }
+  return [];
 }

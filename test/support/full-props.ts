@@ -5,6 +5,12 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { CopyTagsFromSource, InstanceSnapshotScheduleProps, LogLevel, Retention, SnapshotLock } from '../../src';
 
+/** An Outpost ARN for the tests of `outpostArn`, which the full props leave out (see `EveryProp`). */
+export const OUTPOST_ARN = 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0';
+
+/** A customer managed key in eu-west-1, the first copy rule's destination. */
+export const COPY_KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+
 /** Every prop set to a non-default value (but `alarms`, left on to be covered), but the four that need constructs of their own. */
 export const FULL_PROPS = {
   instanceTags: { Backup: ['nightly', 'always'], Environment: ['prod'] },
@@ -13,7 +19,6 @@ export const FULL_PROPS = {
   excludeBootVolume: true,
   excludeDataVolumeIds: ['vol-0123456789abcdef0', 'vol-0fedcba9876543210'],
   excludeDataVolumeTags: { Scratch: ['true'], Backup: ['never'] },
-  outpostArn: 'arn:aws:outposts:eu-central-1:123456789012:outpost/op-0123456789abcdef0',
   description: 'nightly crash-consistent set',
   snapshotTags: { CostCenter: '42', Team: 'platform' },
   copyTagsFromSource: CopyTagsFromSource.VOLUME,
@@ -34,14 +39,28 @@ export const FULL_PROPS = {
   deleteSnapshotsPerSecond: 10,
   lock: SnapshotLock.governance(Duration.days(7)),
   recycleBinRetention: Duration.days(14),
+  // One rule with every option, one with the defaults (its copies kept by the schedule's retention).
+  copies: [
+    {
+      region: 'eu-west-1',
+      kmsKeyArn: COPY_KEY_ARN,
+      copyTags: false,
+      retention: Retention.calendar({ daily: 7, monthly: 3 }),
+      completionDuration: Duration.hours(2),
+    },
+    { region: 'us-east-1' },
+  ],
   scheduleId: 'backups/nightly-prod',
 } satisfies InstanceSnapshotScheduleProps;
 
 /**
- * Every prop, but `location`: EC2 takes either an Outpost ARN or a Location, never both, so the
- * full props keep `outpostArn` and the lifecycle tests cover `location` (test/lifecycle-construct.test.ts).
+ * Every prop, but `location` and `outpostArn`: EC2 takes either an Outpost ARN or a Location, never
+ * both, and copies neither Outpost nor Local Zone snapshots to another Region. So the full props keep
+ * `copies`; the lifecycle tests cover `location` (test/lifecycle-construct.test.ts), the construct
+ * and copies tests `outpostArn`.
  */
-export type EveryProp = Required<Omit<InstanceSnapshotScheduleProps, 'location'>> & Pick<InstanceSnapshotScheduleProps, 'location'>;
+export type EveryProp = Required<Omit<InstanceSnapshotScheduleProps, 'location' | 'outpostArn'>>
+& Pick<InstanceSnapshotScheduleProps, 'location' | 'outpostArn'>;
 
 /**
  * Every prop of InstanceSnapshotSchedule, shared by the construct, contract and nag tests.
