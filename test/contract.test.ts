@@ -165,6 +165,40 @@ describe('parseRunRequest rejects requests it cannot honour, naming every field'
       'excludeDataVolumeIds: excludeDataVolumeIds must hold EBS volume ids like "vol-0123456789abcdef0", got: "v"',
       'outpostArn: outpostArn must be an outpost ARN like "arn:aws:outposts:us-east-1:123456789012:outpost/op-0123456789abcdef0", got: "x"',
     ]],
+    ['a Location EC2 does not know', { ...valid, location: 'zonal' }, [
+      'location: location must be one of ["regional","local"] (EC2\'s Location for instances in Local Zones), got: "zonal"',
+    ]],
+    ['a Location with an Outpost', { ...valid, location: 'local', outpostArn: 'arn:aws:outposts:us-east-1:123456789012:outpost/op-0123456789abcdef0' }, [
+      'location: location is for instances in Local Zones and does not combine with outpostArn, got: location "local" and outpostArn '
+        + '"arn:aws:outposts:us-east-1:123456789012:outpost/op-0123456789abcdef0"',
+    ]],
+    ['excluded instance tags without values', { ...valid, excludeInstanceTags: { Tier: [] } }, [
+      'excludeInstanceTags: excludeInstanceTags["Tier"] must list at least one accepted value, got: []',
+    ]],
+    ['a lock of 0 days in a mode EC2 does not have', { ...valid, lock: { mode: 'legal-hold', durationDays: 0 } }, [
+      'lock: lock mode must be one of ["governance","compliance"], got: "legal-hold"',
+      'lock: lock duration must be a whole number of days from 1 to 36500 (EC2\'s range), got: 0 days',
+    ]],
+    ['a governance lock with a cool-off', { ...valid, lock: { mode: 'governance', durationDays: 7, coolOffHours: 2 } }, [
+      'lock: lock cool-off period is for compliance mode only (EC2 rejects it in governance mode), got: 2 hours with mode "governance"',
+    ]],
+    ['a compliance lock with 73 hours of cool-off', { ...valid, lock: { mode: 'compliance', durationDays: 7, coolOffHours: 73 } }, [
+      'lock: lock cool-off period must be a whole number of hours from 1 to 72 (EC2\'s range), got: 73 hours',
+    ]],
+    ['a retention without a rule', { ...valid, retention: { timeZone: 'Etc/UTC', goneInstanceSeconds: 86_400 } }, [
+      'retention: retention must hold at least one rule (count, age or a calendar rule), got: {"timeZone":"Etc/UTC","goneInstanceSeconds":86400}',
+    ]],
+    ['a retention of 1001 sets in an unknown zone, gone instances kept an hour', { ...valid, retention: { count: 1001, timeZone: 'Mars/Olympus', goneInstanceSeconds: 3600 } }, [
+      'retention: retention count must be a whole number of sets from 1 to 1000, got: 1001',
+      'retention: retention time zone must be an IANA time zone such as "Europe/Berlin", got: "Mars/Olympus"',
+      'retention: retention for gone instances must be a whole number of seconds from 86400 (1 day) to 100 years, got: 3600 seconds',
+    ]],
+    ['a calendar rule of 0 days', { ...valid, retention: { daily: 0, timeZone: 'Etc/UTC', goneInstanceSeconds: 86_400 } }, [
+      'retention: retention daily must be a whole number from 1 to 10000, got: 0',
+    ]],
+    ['a DeleteSnapshot rate of 0', { ...valid, deleteSnapshotsPerSecond: 0 }, [
+      'deleteSnapshotsPerSecond: deleteSnapshotsPerSecond must be a number of calls per second above 0 and at most 1000 (EC2\'s default is 5), got: 0',
+    ]],
     ...[0, -1, 1001, '5'].map((rate): [string, unknown, string[]] => [`a CreateSnapshots rate of ${JSON.stringify(rate)}`, { ...valid, createSnapshotsPerSecond: rate }, [
       `createSnapshotsPerSecond: createSnapshotsPerSecond must be a number of calls per second above 0 and at most 1000 (EC2's default is 5), got: ${JSON.stringify(rate)}`,
     ]]),
