@@ -199,6 +199,18 @@ export async function runCopyStep(
       if (room <= 0 && !allSettled) break; // nothing more can start in this Region now
     }
     progress.after = settledUpTo;
+    if (allSettled && retention && !outOfTime()) {
+      // The copies of instances gone before this occurrence: only a listing of all the schedule's
+      // copies in the Region finds them; their retention lapses as in the schedule's own Region.
+      const known = new Set(instances);
+      const gone = await listSnapshots(clients.ec2, [{ Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(request.scheduleId)] }], count,
+        (id) => id !== undefined && !known.has(id)) as ListedCopy[];
+      const byInstance = new Map<string, ListedCopy[]>();
+      for (const c of gone) byInstance.set(c.instanceId!, [...(byInstance.get(c.instanceId!) ?? []), c]);
+      for (const [, copies] of [...byInstance].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        progress.deleted += await applyRetention(clients, retention, copies);
+      }
+    }
     if (allSettled) {
       progress.done = true;
       env.log.info('copies complete in Region', { region: rule.region, copied: progress.copied, failed: progress.failed, deleted: progress.deleted });

@@ -169,3 +169,31 @@ describe('the CopySnapshot request', () => {
     expect(input).toMatchObject({ Encrypted: true, KmsKeyId: rule.kmsKeyArn, CompletionDurationMinutes: 60 });
   });
 });
+
+test('GIVEN copies in the destination of an instance terminated long ago WHEN the Region is done THEN its copies go by the retention\'s gone-instance rule', async () => {
+  const h = await setUp(fleet(1, { volumes: 1 }));
+  const goneSince = Date.parse(SCHEDULED_TIME) - 100 * 86_400_000;
+  h.sim.seedSnapshots([{
+    region: 'eu-west-1',
+    volumeId: 'vol-gone',
+    instanceId: 'i-0ffffffffffffffff',
+    startTimeMs: goneSince,
+    state: 'completed',
+    tags: {
+      [SCHEDULE_TAG]: REQUEST.scheduleId,
+      [SCHEDULED_TIME_TAG]: new Date(goneSince).toISOString().replace('.000Z', 'Z'),
+      [INSTANCE_ID_TAG]: 'i-0ffffffffffffffff',
+      [SOURCE_SNAPSHOT_TAG]: 'snap-0000000000000gone',
+      [SOURCE_REGION_TAG]: SOURCE,
+    },
+  }]);
+  const rule = { ...RULE, retention: { count: 3, timeZone: 'Etc/UTC', goneInstanceSeconds: 30 * 86_400 } };
+  const request = runRequest({ copies: [rule] });
+
+  const first = await step(h, copyCursor(), request);
+  const second = await step(h, first.cursor, request);
+
+  expect(second.cursor.phase).toBe('done');
+  expect(h.sim.deletionsIn('eu-west-1').map((d) => d.snapshot.instanceId)).toEqual(['i-0ffffffffffffffff']);
+  expect(second.cursor.copy!.regions[0].deleted).toBe(1);
+});
