@@ -93,6 +93,110 @@ export interface SnapshotRunRequest {
   readonly deleteSnapshotsPerSecond?: number;
   /** Copies of every completed set to other Regions, each with its own retention; absent: none. */
   readonly copies?: CopyRuleSpec[];
+  /** Completed sets shared with a vault account, which copies them (`SnapshotVault`); absent: none. */
+  readonly vault?: VaultShareSpec;
+}
+
+/** Where a schedule shares its completed sets: the vault account and its event bus. */
+export interface VaultShareSpec {
+  /** The vault's account id (12 digits): each snapshot of a completed set gets a createVolumePermission for it. */
+  readonly account: string;
+  /** The vault's event bus (in this Region): one event per shared set tells the vault what to copy. */
+  readonly eventBusArn: string;
+}
+
+/** The event a schedule sends the vault for every set it shares (EventBridge PutEvents). */
+export const VAULT_EVENT = { source: 'cdk-instance-snapshots', detailType: 'Snapshot Set Shared' } as const;
+
+/** The detail of a `VAULT_EVENT`: the set's identity, which the vault cannot read from shared snapshots (tags are not shared). */
+export interface SharedSetDetail {
+  readonly version: 1;
+  readonly scheduleId: string;
+  readonly scheduledTime: string;
+  readonly instanceId: string;
+  readonly snapshots: Array<{ readonly snapshotId: string; readonly volumeId: string }>;
+}
+
+/** What a vault's worker does (rendered by `SnapshotVault` into the worker's `VAULT_REQUEST` environment variable). */
+export interface VaultRequest {
+  readonly version: 1;
+  /** The vault's id: the `SCHEDULE_TAG` of every copy it makes (its retention and IAM conditions name it). */
+  readonly vaultId: string;
+  /** The only accounts whose shared sets are copied. */
+  readonly sourceAccounts: string[];
+  /** Which copies to keep (per source instance); absent: none is deleted. */
+  readonly retention?: RetentionSpec;
+  /** A lock on every copy. */
+  readonly lock?: SnapshotLockSpec;
+  /** A KMS key of the vault account: every copy is encrypted with it. */
+  readonly kmsKeyArn?: string;
+}
+
+/** The vault worker's environment variable that holds its `VaultRequest` (JSON). */
+export const VAULT_REQUEST_ENV = 'VAULT_REQUEST';
+/** Tag on every vault copy: the account whose snapshot it copies. */
+export const SOURCE_ACCOUNT_TAG = `${OWNERSHIP_TAG_PREFIX}source-account`;
+/** Tag on every vault copy: the schedule that made the set in the source account. */
+export const SOURCE_SCHEDULE_TAG = `${OWNERSHIP_TAG_PREFIX}source-schedule`;
+/** The worker action a vault's schedule starts: apply the vault's retention. */
+export const VAULT_PRUNE_ACTION = 'vault-prune';
+
+const ACCOUNT_ID = /^\d{12}$/;
+const EVENT_BUS_ARN = /^arn:aws[a-z-]*:events:([a-z0-9-]+):(\d{12}):event-bus\/[A-Za-z0-9._\-/]+$/;
+
+/** Checks the vault share of a request. */
+export function checkVaultShare(value: unknown, prop = 'vault'): ContractViolation[] {
+  if (!isRecord(value)) return [{ prop, message: `${prop} must be an object with account and eventBusArn, got: ${show(value)}` }];
+  const out: ContractViolation[] = [];
+  if (Object.keys(value).some((k) => k !== 'account' && k !== 'eventBusArn')) out.push({ prop, message: `${prop} takes only account and eventBusArn, got: ${show(Object.keys(value))}` });
+  if (typeof value.account !== 'string' || !ACCOUNT_ID.test(value.account)) out.push({ prop, message: `${prop}.account must be a 12-digit account id, got: ${show(value.account)}` });
+  const bus = typeof value.eventBusArn === 'string' ? EVENT_BUS_ARN.exec(value.eventBusArn) : undefined;
+  if (!bus) {
+    out.push({ prop, message: `${prop}.eventBusArn must be an event bus ARN like "arn:aws:events:eu-central-1:111122223333:event-bus/snapshot-vault", got: ${show(value.eventBusArn)}` });
+  } else if (bus[2] !== value.account) {
+    out.push({ prop, message: `${prop}.eventBusArn must be a bus of the vault account ${show(value.account)}, got: ${show(value.eventBusArn)}` });
+  }
+  return out;
+}
+
+/** Parses and checks a vault's request (its worker's environment); throws InvalidRunRequestError naming every problem. */
+export function parseVaultRequest(value: unknown): VaultRequest {
+  const v: ContractViolation[] = [];
+  if (!isRecord(value)) throw new InvalidRunRequestError([{ prop: 'vault', message: `the vault request must be a JSON object, got: ${show(value)}` }]);
+  const unknown = Object.keys(value).filter((k) => !['version', 'vaultId', 'sourceAccounts', 'retention', 'lock', 'kmsKeyArn'].includes(k));
+  if (unknown.length > 0) v.push({ prop: 'vault', message: `the vault request has fields no version 1 request has, got: ${show(unknown)}` });
+  if (value.version !== 1) v.push({ prop: 'version', message: `version must be 1, got: ${show(value.version)}` });
+  if (typeof value.vaultId !== 'string') v.push({ prop: 'vaultId', message: `vaultId must be a string, got: ${show(value.vaultId)}` });
+  else v.push(...checkScheduleId(value.vaultId, 'vaultId'));
+  if (!Array.isArray(value.sourceAccounts) || value.sourceAccounts.length === 0 || value.sourceAccounts.some((a) => typeof a !== 'string' || !ACCOUNT_ID.test(a))) {
+    v.push({ prop: 'sourceAccounts', message: `sourceAccounts must list at least one 12-digit account id, got: ${show(value.sourceAccounts)}` });
+  }
+  if (value.retention !== undefined) v.push(...checkRetentionSpec(value.retention));
+  if (value.lock !== undefined) v.push(...checkLockSpec(value.lock));
+  if (value.kmsKeyArn !== undefined && (typeof value.kmsKeyArn !== 'string' || !KMS_KEY_ARN.test(value.kmsKeyArn))) {
+    v.push({ prop: 'kmsKeyArn', message: `kmsKeyArn must be a KMS key ARN (not an alias), got: ${show(value.kmsKeyArn)}` });
+  }
+  if (v.length > 0) throw new InvalidRunRequestError(v);
+  return value as unknown as VaultRequest;
+}
+
+/** Checks the detail of a shared-set event; throws InvalidRunRequestError naming every problem. */
+export function parseSharedSetDetail(value: unknown): SharedSetDetail {
+  const v: ContractViolation[] = [];
+  const d = isRecord(value) ? value : {};
+  if (d.version !== 1) v.push({ prop: 'detail.version', message: `detail.version must be 1, got: ${show(d.version)}` });
+  if (typeof d.scheduleId !== 'string' || checkScheduleId(d.scheduleId).length > 0) v.push({ prop: 'detail.scheduleId', message: `detail.scheduleId must be a schedule id, got: ${show(d.scheduleId)}` });
+  if (typeof d.scheduledTime !== 'string' || canonicalScheduledTime(d.scheduledTime) !== d.scheduledTime) {
+    v.push({ prop: 'detail.scheduledTime', message: `detail.scheduledTime must be a canonical UTC time, got: ${show(d.scheduledTime)}` });
+  }
+  if (typeof d.instanceId !== 'string' || !/^i-[0-9a-f]{8,17}$/.test(d.instanceId)) v.push({ prop: 'detail.instanceId', message: `detail.instanceId must be an instance id, got: ${show(d.instanceId)}` });
+  const snapshots = d.snapshots;
+  if (!Array.isArray(snapshots) || snapshots.length === 0 || snapshots.length > 40
+    || snapshots.some((s) => !isRecord(s) || typeof s.snapshotId !== 'string' || !/^snap-[0-9a-f]{8,17}$/.test(s.snapshotId) || typeof s.volumeId !== 'string')) {
+    v.push({ prop: 'detail.snapshots', message: `detail.snapshots must list 1 to 40 snapshots with snapshotId and volumeId, got: ${show(snapshots)}` });
+  }
+  if (v.length > 0) throw new InvalidRunRequestError(v);
+  return d as unknown as SharedSetDetail;
 }
 
 /**
@@ -249,7 +353,7 @@ export const LOCK_RETENTION_DAYS = 100;
 const REQUEST_KEYS = [
   'version', 'scheduleId', 'instanceTags', 'excludeBootVolume', 'excludeDataVolumeIds', 'excludeDataVolumeTags',
   'outpostArn', 'description', 'snapshotTags', 'copyTagsFromSource', 'dryRun', 'createSnapshotsPerSecond',
-  'excludeInstanceTags', 'location', 'lock', 'retention', 'deleteSnapshotsPerSecond', 'copies',
+  'excludeInstanceTags', 'location', 'lock', 'retention', 'deleteSnapshotsPerSecond', 'copies', 'vault',
 ];
 
 /** One problem found in a request or in props: the prop it concerns and what is wrong. */
@@ -515,6 +619,8 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
   if (retention !== undefined) v.push(...checkRetentionSpec(retention));
   const copies = event.copies;
   if (copies !== undefined) v.push(...checkCopyRules(copies, { outpostArn, location }));
+  const vault = event.vault;
+  if (vault !== undefined) v.push(...checkVaultShare(vault));
   if (Array.isArray(copies) && copies.length > 0 && Object.keys(snapshotTags).length > LIMITS.maxTagsPerResource - COPY_TAG_KEYS.length) {
     v.push({
       prop: 'snapshotTags',
@@ -545,6 +651,7 @@ export function parseRunRequest(event: unknown): SnapshotRunRequest {
     ...(lock !== undefined ? { lock: lock as SnapshotLockSpec } : {}),
     ...(retention !== undefined ? { retention: retention as RetentionSpec } : {}),
     ...(copies !== undefined ? { copies: copies as CopyRuleSpec[] } : {}),
+    ...(vault !== undefined ? { vault: vault as VaultShareSpec } : {}),
   };
 }
 
@@ -873,6 +980,13 @@ export const METRICS = {
   copyFailures: 'CopyFailures',
   /** Copies still in progress past their completion duration when the run ended. */
   copiesOverdue: 'CopiesOverdue',
+  /** Sets shared with the vault (and announced on its bus), and sets that could not be. */
+  setsShared: 'SnapshotSetsShared',
+  shareFailures: 'ShareFailures',
+  /** In the vault: sets copied from a source account, sets that could not be, copies deleted by the vault's retention. */
+  vaultSetsCopied: 'VaultSetsCopied',
+  vaultCopyFailures: 'VaultCopyFailures',
+  vaultSnapshotsDeleted: 'VaultSnapshotsDeleted',
 } as const;
 
 /** The worker's environment variable that names the SNS topic it notifies of failed sets. */
