@@ -30,6 +30,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/client-ec2',
     // Notifies the schedule's topic of failed snapshot sets (EBS completion events); bundled into the worker.
     '@aws-sdk/client-sns',
+    // Tells a vault account which sets were shared with it (PutEvents to its bus); bundled into the worker.
+    '@aws-sdk/client-eventbridge',
     '@aws-lambda-powertools/logger',
     '@aws-lambda-powertools/metrics',
     '@smithy/core',
