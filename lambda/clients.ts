@@ -3,6 +3,7 @@
  * the configuration that ships (only the endpoint, credentials and retry delays are swapped).
  */
 import { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { AdaptiveRetryStrategy, RateLimiter } from '@smithy/core/retry';
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken, StandardRetryBackoffStrategy } from '@smithy/types';
@@ -226,6 +227,11 @@ export function createEc2Clients(options: Ec2ClientsOptions = {}): Ec2Clients {
     }),
     deleteLimiter,
   };
+}
+
+/** The client of the vault's event bus (PutEvents): the SDK's standard retries (a repeated event is at worst a second look by the vault). */
+export function createEventBridgeClient(): EventBridgeClient {
+  return new EventBridgeClient({ requestHandler: { requestTimeout: 20_000, connectionTimeout: 5_000 }, maxAttempts: DESCRIBE_MAX_ATTEMPTS });
 }
 
 /** The clients of an EBS completion event (DescribeSnapshots, SNS Publish). */

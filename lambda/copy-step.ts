@@ -9,6 +9,7 @@
  * DescribeSnapshots' lag), so an answer that was lost is found as a copy instead of made twice.
  */
 import { CopySnapshotCommand, CopySnapshotCommandInput, DeleteSnapshotCommand, EC2Client, Tag } from '@aws-sdk/client-ec2';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { planCopies, CopyJob, ListedCopy } from './copy-planning';
 import { escapeFilterValue } from './ec2-requests';
 import { classifyError, ErrorAction } from './error-codes';
@@ -16,6 +17,7 @@ import { CopyRegionProgress, finishRun, Ledger, RunCursor, RunLog } from './ledg
 import { listInstanceSnapshots, listSnapshots, ListedSnapshotOrCopy } from './prune-step';
 import { decideRetention } from './retention';
 import { counted, listSelection } from './selection';
+import { runShareStep } from './share-step';
 import { locksInForce } from './snapshot-locks';
 import {
   COPY_LIMITS,
@@ -52,6 +54,8 @@ export interface CopyEnvironment {
   readonly ec2: EC2Client;
   /** The schedule's own Region's name (the copies' SourceRegion). */
   readonly sourceRegion: string;
+  /** PutEvents to the vault's bus (schedules with `vault`). */
+  readonly events?: EventBridgeClient;
   readonly log: RunLog;
   readonly stepBudgetMs: number;
   readonly reserveMs: number;
@@ -118,12 +122,17 @@ export async function runCopyStep(
   ], count);
   const instances = [...new Set([...live, ...ofOccurrence.map((s) => s.instanceId).filter((x): x is string => !!x)])].sort();
   const sourceTagsOf = new Map<string, Tag[]>();
+  let lastRefusal = '';
 
   const rules = request.copies ?? [];
   for (let r = 0; r < rules.length && !outOfTime(); r++) {
     const progress = copy.regions[r];
     if (progress.done) continue;
     await copyToRegion(rules[r], progress);
+  }
+  if (copy.share && !copy.share.done && !outOfTime()) {
+    if (!env.events) throw new Error('sharing with a vault needs an EventBridge client');
+    await runShareStep(request, occurrence, copy.share, { ec2: env.ec2, events: env.events, log: env.log, ledger, count, outOfTime });
   }
 
   async function copyToRegion(rule: CopyRuleSpec, progress: CopyRegionProgress): Promise<void> {
@@ -141,6 +150,7 @@ export async function runCopyStep(
     progress.waiting = 0;
     let settledUpTo = progress.after;
     let allSettled = true;
+    let refused: string | undefined;
     const todo = instances.filter((id) => id > progress.after);
     for (let i = 0; i < todo.length; i += COPY_BATCH_INSTANCES) {
       if (outOfTime()) { allSettled = false; break; }
@@ -169,6 +179,7 @@ export async function runCopyStep(
       for (const job of plan.toCopy) {
         if (room <= 0 || outOfTime()) break;
         const outcome = await startCopy(rule, job);
+        if (outcome === 'refused') { refused = lastRefusal; break; }
         if (outcome === 'started') {
           room--;
           started.add(job.instanceId);
@@ -188,17 +199,27 @@ export async function runCopyStep(
       progress.waiting += new Set([...plan.toCopy.map((j) => `${j.instanceId}#${j.scheduledTime}`), ...plan.waitingForSource.map((s) => `${s.instanceId}#${s.scheduledTime}`)]).size;
       for (const id of batch) {
         if (unsettled.has(id)) { allSettled = false; continue; }
+        // An instance settled after one that is not is looked at again by the next step: its
+        // failures are reported once, when the position passes it.
+        if (!allSettled) continue;
         for (const failed of plan.failedSources.filter((f) => f.instanceId === id)) {
           progress.failed++;
           env.log.error('snapshot set cannot be copied: a snapshot of it failed', { region: rule.region, ...failed });
           ledger.keepFailure(id, 'copy-failed', 'SourceSnapshotFailed', `the set of ${failed.scheduledTime} cannot be copied to ${rule.region}: a snapshot of it failed`);
         }
         if (retention) progress.deleted += await applyRetention(clients, retention, copies.filter((c) => c.instanceId === id));
-        if (allSettled) settledUpTo = id;
+        settledUpTo = id;
       }
-      if (room <= 0 && !allSettled) break; // nothing more can start in this Region now
+      if (refused || (room <= 0 && !allSettled)) break; // nothing more can start in this Region now
     }
     progress.after = settledUpTo;
+    if (refused) {
+      // EC2 refused a copy for a reason that repeating does not change (permissions, a key): the
+      // Region is given up for this run, reported; the next run tries again.
+      progress.done = true;
+      env.log.error('copies to this Region stopped for this run: EC2 refused a copy', { region: rule.region, code: refused });
+      return;
+    }
     if (allSettled && retention && !outOfTime()) {
       // The copies of instances gone before this occurrence: only a listing of all the schedule's
       // copies in the Region finds them; their retention lapses as in the schedule's own Region.
@@ -226,7 +247,7 @@ export async function runCopyStep(
   }
 
   /** One CopySnapshot call; never repeated in this step (see the file's comment). */
-  async function startCopy(rule: CopyRuleSpec, job: CopyJob): Promise<'started' | 'no-room' | 'not-started'> {
+  async function startCopy(rule: CopyRuleSpec, job: CopyJob): Promise<'started' | 'no-room' | 'refused'> {
     const clients = env.regionClients(rule.region);
     const sourceTags = sourceTagsOf.get(job.sourceSnapshotId) ?? [];
     const input = buildCopySnapshotInput(request, rule, env.sourceRegion, job, sourceTags, occurrence.executionName);
@@ -246,7 +267,8 @@ export async function runCopyStep(
         return 'no-room';
       }
       copyFailed(rule, job, error.code, error.message);
-      return 'not-started';
+      lastRefusal = error.code;
+      return 'refused';
     }
   }
 
@@ -289,13 +311,18 @@ export async function runCopyStep(
   }
 
   const waitedTooLong = now() - cursor.startedAtMs >= COPY_WAIT_LIMIT_MS;
-  if (copy.regions.every((r) => r.done)) {
+  if (copy.regions.every((r) => r.done) && (copy.share?.done ?? true)) {
     finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
   } else if (waitedTooLong) {
     for (const r of copy.regions.filter((x) => !x.done)) {
       r.failed += r.waiting;
       ledger.keepFailure('', 'copy-failed', 'CopiesNotFinished',
         `${r.waiting} sets were not copied to ${r.region} within ${COPY_WAIT_LIMIT_MS / 3_600_000} hours (${r.inProgress} copies in progress): the next run goes on`);
+    }
+    if (copy.share && !copy.share.done) {
+      copy.share.failed += Math.max(1, copy.share.waiting);
+      ledger.keepFailure('', 'share-failed', 'SharesNotFinished',
+        `${copy.share.waiting} sets were not shared with the vault within ${COPY_WAIT_LIMIT_MS / 3_600_000} hours: they were not completed`);
     }
     finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, now());
   } else {

@@ -49,17 +49,32 @@ export interface CopyRegionProgress {
   waiting: number;
 }
 
-/** The copy phase: one entry per copy rule, in the request's order. */
+/** Sharing the run's sets with a vault account (part of the copy phase). */
+export interface ShareProgress {
+  /** Every instance with an id <= `after` has had its set shared and announced ('' before the first). */
+  after: string;
+  done: boolean;
+  /** Sets shared and announced on the vault's bus. */
+  shared: number;
+  /** Sets that cannot be shared (a source in error, EC2 or the bus refused). */
+  failed: number;
+  /** As of the last step: sets waiting for their snapshots to complete. */
+  waiting: number;
+}
+
+/** The copy phase: one entry per copy rule, in the request's order, and the vault share. */
 export interface CopyProgress {
   regions: CopyRegionProgress[];
+  share?: ShareProgress;
   /** Waits between copy steps so far. */
   waits: number;
 }
 
 /** A fresh copy phase for the given destination Regions. */
-export function newCopyProgress(regions: readonly string[]): CopyProgress {
+export function newCopyProgress(regions: readonly string[], vault = false): CopyProgress {
   return {
     regions: regions.map((region) => ({ region, after: '', done: false, copied: 0, failed: 0, deleted: 0, inProgress: 0, overdue: 0, waiting: 0 })),
+    ...(vault ? { share: { after: '', done: false, shared: 0, failed: 0, waiting: 0 } } : {}),
     waits: 0,
   };
 }
@@ -90,7 +105,7 @@ export interface PruneProgress {
 export interface FailureRecord {
   readonly instanceId: string;
   /** `prune-failed`: deleting one of the instance's old sets failed. */
-  readonly outcome: 'failed' | 'not-attempted' | 'prune-failed' | 'copy-failed';
+  readonly outcome: 'failed' | 'not-attempted' | 'prune-failed' | 'copy-failed' | 'share-failed';
   readonly code: string;
   readonly message: string;
 }
@@ -146,6 +161,8 @@ export interface RunSummary {
   readonly prune?: Omit<PruneProgress, 'stage' | 'after' | 'bucket'>;
   /** Copies by destination Region (schedules with copy rules). */
   readonly copies?: Array<Omit<CopyRegionProgress, 'after' | 'done'>>;
+  /** Sets shared with the vault account (schedules with `vault`). */
+  readonly shared?: Omit<ShareProgress, 'after' | 'done'>;
   readonly failuresByCode: Record<string, number>;
   readonly failures: FailureRecord[];
   readonly passes: number;
@@ -253,7 +270,15 @@ function copyProblems(value: unknown): string[] {
   const c = value as Partial<CopyProgress> | null;
   if (typeof c !== 'object' || c === null || Array.isArray(c)) return ['copy must be an object'];
   const problems: string[] = [];
-  if (Object.keys(c).some((k) => k !== 'regions' && k !== 'waits')) problems.push('copy has unknown fields');
+  if (Object.keys(c).some((k) => k !== 'regions' && k !== 'waits' && k !== 'share')) problems.push('copy has unknown fields');
+  if (c.share !== undefined) {
+    const s = c.share as unknown as Record<string, unknown>;
+    if (typeof s !== 'object' || s === null || Object.keys(s).some((k) => !['after', 'done', 'shared', 'failed', 'waiting'].includes(k))
+      || typeof s.after !== 'string' || (s.after !== '' && !INSTANCE_ID.test(s.after)) || typeof s.done !== 'boolean'
+      || ['shared', 'failed', 'waiting'].some((k) => !Number.isInteger(s[k]) || (s[k] as number) < 0)) {
+      problems.push('copy.share must hold after, done, shared, failed and waiting');
+    }
+  }
   if (!Number.isInteger(c.waits) || c.waits! < 0) problems.push('copy.waits must be a whole number');
   if (!Array.isArray(c.regions) || c.regions.length > 3) return [...problems, 'copy.regions must be a list of at most 3'];
   for (const r of c.regions as unknown as Array<Record<string, unknown>>) {
@@ -340,7 +365,7 @@ export class Ledger {
 
 /** Ends the run: sets result, summary and its text on the cursor. */
 export function finishRun(cursor: RunCursor, run: { scheduleId: string; scheduledTime: string; executionName: string }, nowMs: number): void {
-  const copyFailures = (cursor.copy?.regions ?? []).reduce((n, r) => n + r.failed, 0);
+  const copyFailures = (cursor.copy?.regions ?? []).reduce((n, r) => n + r.failed, 0) + (cursor.copy?.share?.failed ?? 0);
   const failed = cursor.counts.failed + cursor.counts.notAttempted + (cursor.prune?.setsFailed ?? 0) + copyFailures > 0;
   cursor.phase = WORKFLOW.phaseDone;
   cursor.result = failed ? WORKFLOW.resultFailed : WORKFLOW.resultSucceeded;
@@ -352,6 +377,7 @@ export function finishRun(cursor: RunCursor, run: { scheduleId: string; schedule
     counts: { ...cursor.counts },
     ...(cursor.prune ? { prune: pruneCounts(cursor.prune) } : {}),
     ...(cursor.copy ? { copies: cursor.copy.regions.map(({ after: _after, done: _done, ...counts }) => counts) } : {}),
+    ...(cursor.copy?.share ? { shared: shareCounts(cursor.copy.share) } : {}),
     failuresByCode: { ...cursor.failuresByCode },
     failures: [...cursor.failures],
     passes: cursor.pass,
@@ -366,4 +392,8 @@ export function finishRun(cursor: RunCursor, run: { scheduleId: string; schedule
 function pruneCounts(p: PruneProgress): Omit<PruneProgress, 'stage' | 'after' | 'bucket'> {
   const { stage: _stage, after: _after, bucket: _bucket, ...counts } = p;
   return counts;
+}
+
+function shareCounts(p: ShareProgress): Omit<ShareProgress, 'after' | 'done'> {
+  return { shared: p.shared, failed: p.failed, waiting: p.waiting };
 }

@@ -1,7 +1,7 @@
 /**
  * The order of a run's phases: the sets are made (passes), then retention deletes what its rules
- * no longer keep, then the sets are copied to other Regions; the run ends after the last phase the
- * schedule has.
+ * no longer keep, then the sets are copied to other Regions and shared with a vault account; the
+ * run ends after the last phase the schedule has.
  */
 import { finishRun, newCopyProgress, newPruneProgress, RunCursor } from './ledger';
 import { Occurrence, SnapshotRunRequest, WORKFLOW } from '../src/private/request-contract';
@@ -20,9 +20,10 @@ export function afterSnapshots(request: SnapshotRunRequest, occurrence: Occurren
 /** Retention is applied (or there is none): the copies, or the end of the run. */
 export function afterPrune(request: SnapshotRunRequest, occurrence: Occurrence, cursor: RunCursor, nowMs: number): void {
   // A dry run makes no set, so it has nothing to copy.
-  if (request.copies && request.copies.length > 0 && !request.dryRun) {
+  const copies = request.copies ?? [];
+  if ((copies.length > 0 || request.vault) && !request.dryRun) {
     cursor.phase = WORKFLOW.phaseCopy;
-    cursor.copy = newCopyProgress(request.copies.map((c) => c.region));
+    cursor.copy = newCopyProgress(copies.map((c) => c.region), request.vault !== undefined);
     return;
   }
   finishRun(cursor, { scheduleId: request.scheduleId, scheduledTime: occurrence.scheduledTime, executionName: occurrence.executionName }, nowMs);

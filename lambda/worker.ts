@@ -12,14 +12,16 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { Context } from 'aws-lambda';
-import { createEc2Clients, createEventClients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST, EventClients } from './clients';
+import { createEc2Clients, createEventBridgeClient, createEventClients, Ec2Clients, Ec2ClientsOptions, EC2_CREATE_SNAPSHOTS_BURST, EventClients } from './clients';
 import { isSnapshotsCompletionEvent } from './completion-events';
 import { CompletionEventReport, reportCompletionEvent } from './completion-report';
 import { RegionClients, runCopyStep } from './copy-step';
 import { newCursor, parseCursor, RunCursor, RunLog } from './ledger';
 import { deleteRateOf, runPruneStep } from './prune-step';
 import { DEFAULT_SETTINGS, RunSettings, runSnapshotStep } from './snapshot-step';
+import { copySharedSet, isSharedSetEvent, pruneVault, VaultEnvironment } from './vault';
 import {
   checkOccurrence,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
@@ -27,6 +29,10 @@ import {
   InvalidRunRequestError,
   METRICS,
   NOTIFICATION_TOPIC_ENV,
+  parseVaultRequest,
+  VAULT_PRUNE_ACTION,
+  VAULT_REQUEST_ENV,
+  VaultRequest,
   Occurrence,
   parseOccurrence,
   parseRunRequest,
@@ -132,10 +138,15 @@ function copyMetrics(cursor: RunCursor): Array<[string, Unit, number]> {
   const regions = cursor.copy?.regions;
   if (!regions) return [];
   const sum = (key: 'copied' | 'failed' | 'overdue') => regions.reduce((n, r) => n + r[key], 0);
+  const share = cursor.copy?.share;
   return [
     [METRICS.snapshotsCopied, MetricUnit.Count, sum('copied')],
     [METRICS.copyFailures, MetricUnit.Count, sum('failed')],
     [METRICS.copiesOverdue, MetricUnit.Count, sum('overdue')],
+    ...(share ? [
+      [METRICS.setsShared, MetricUnit.Count, share.shared],
+      [METRICS.shareFailures, MetricUnit.Count, share.failed],
+    ] as Array<[string, Unit, number]> : []),
   ];
 }
 
@@ -181,6 +192,11 @@ export interface WorkerDependencies {
    * @default createEventClients
    */
   createEventClients?(): EventClients;
+  /**
+   * Builds the client of a vault's event bus, for a step that shares sets with it.
+   * @default createEventBridgeClient
+   */
+  createEventBridgeClient?(): EventBridgeClient;
   now?(): number;
 }
 
@@ -246,6 +262,7 @@ export function makeWorker(deps: WorkerDependencies) {
   }
 
   let eventClients: EventClients | undefined;
+  let eventBridge: EventBridgeClient | undefined;
   const onCompletionEvent = (raw: unknown): Promise<CompletionEventReport> => {
     eventClients ??= (deps.createEventClients ?? createEventClients)();
     return reportCompletionEvent(raw, {
@@ -257,10 +274,70 @@ export function makeWorker(deps: WorkerDependencies) {
     });
   };
 
-  return async function handler(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<PreparedRun | RunCursor | CompletionEventReport> {
+  /** The vault's request, for a vault's worker (VAULT_REQUEST); throws for any other worker. */
+  function vaultRequest(): VaultRequest {
+    const raw = deps.env[VAULT_REQUEST_ENV];
+    if (!raw) throw new InvalidRunRequestError([{ prop: VAULT_REQUEST_ENV, message: 'this worker is not a vault\'s: it has no VAULT_REQUEST' }]);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw new InvalidRunRequestError([{ prop: VAULT_REQUEST_ENV, message: `VAULT_REQUEST must be JSON, got: ${show(raw)}` }]);
+    }
+    return parseVaultRequest(parsed);
+  }
+
+  /** A vault's work: a shared set to copy, or its retention. Metrics by the vault's id. */
+  async function onVault(work: (vault: VaultRequest, env: VaultEnvironment) => Promise<Array<[string, number]>>, context: Pick<Context, 'getRemainingTimeInMillis'>) {
+    const vault = vaultRequest();
+    logger.appendKeys({ vaultId: vault.vaultId });
+    const clients = deps.createClients(clientOptionsFromEnv(deps.env, DEFAULT_CREATE_SNAPSHOTS_PER_SECOND));
+    const counts: Record<string, number> = {};
+    const publish = (values: Array<[string, number]>) => {
+      try {
+        metrics.addDimension(METRICS.scheduleDimension, vault.vaultId);
+        for (const [name, value] of values) metrics.addMetric(name, MetricUnit.Count, value);
+        metrics.publishStoredMetrics();
+      } catch (e) {
+        logger.error('metrics not published', { errorName: (e as Error).name, error: (e as Error).message });
+      }
+    };
+    try {
+      const values = await work(vault, {
+        ec2: clients.ec2,
+        ec2Copy: clients.ec2Create,
+        ec2Delete: clients.ec2Delete,
+        log,
+        count: (action, attempts = 1) => { counts[action] = (counts[action] ?? 0) + attempts; },
+        now,
+        remainingMs: () => context.getRemainingTimeInMillis(),
+      });
+      publish(values);
+      return values;
+    } catch (e) {
+      logger.error('vault work failed: Lambda retries the event', { errorName: (e as Error).name, error: (e as Error).message, apiCalls: counts });
+      publish([[METRICS.vaultCopyFailures, 1]]);
+      throw e;
+    } finally {
+      clients.ec2.destroy();
+      clients.ec2Create.destroy();
+      clients.ec2Delete.destroy();
+    }
+  }
+
+  return async function handler(event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<PreparedRun | RunCursor | CompletionEventReport | unknown> {
     logger.resetKeys();
     if (isSnapshotsCompletionEvent(event)) {
       return onCompletionEvent(event);
+    }
+    if (isSharedSetEvent(event)) {
+      return onVault(async (vault, env) => {
+        const report = await copySharedSet(event, vault, env);
+        return report.status === 'copied' ? [[METRICS.vaultSetsCopied, 1], [METRICS.vaultCopyFailures, 0]] : [[METRICS.vaultCopyFailures, 1]];
+      }, context);
+    }
+    if (isRecord(event) && event.action === VAULT_PRUNE_ACTION) {
+      return onVault(async (vault, env) => [[METRICS.vaultSnapshotsDeleted, (await pruneVault(vault, env)).snapshotsDeleted]], context);
     }
     if (!(isRecord(event) && event.action === WORKFLOW.actionStep)) {
       return invoke(event, context, { failed: true });
@@ -325,6 +402,7 @@ export function makeWorker(deps: WorkerDependencies) {
         const next = copying ? await runCopyStep(request, occurrence, cursor, {
           ec2: clients.ec2,
           sourceRegion: deps.env.AWS_REGION ?? (await clients.ec2.config.region()),
+          events: request.vault ? (eventBridge ??= (deps.createEventBridgeClient ?? createEventBridgeClient)()) : undefined,
           regionClients,
           log,
           stepBudgetMs: deps.settings.stepBudgetMs,

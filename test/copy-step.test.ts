@@ -102,14 +102,17 @@ test('GIVEN a source snapshot in error WHEN its instance is settled THEN the set
   expect(second.cursor.copy!.regions[0].failed).toBe(1);
 });
 
-test('GIVEN CopySnapshot refused (not authorized) THEN the snapshot is reported with its code and the run fails', async () => {
-  const h = await setUp(fleet(2, { volumes: 1 }));
+test('GIVEN CopySnapshot refused (not authorized) THEN the Region is given up for the run after the first refusal, reported with its code, and the run fails', async () => {
+  const h = await setUp(fleet(3, { volumes: 1 }));
   h.sim.addFault(({ action }) => (action === 'CopySnapshot' ? { status: 403, code: 'UnauthorizedOperation', message: 'not authorized' } : undefined));
 
   const first = await step(h);
 
-  expect(first.cursor.failuresByCode).toEqual({ UnauthorizedOperation: 2 });
-  expect(first.cursor.copy!.regions[0].failed).toBe(2);
+  expect(h.sim.countCalls('CopySnapshot')).toBe(1);
+  expect(first.cursor.failuresByCode).toEqual({ UnauthorizedOperation: 1 });
+  expect(first.cursor.copy!.regions[0]).toMatchObject({ failed: 1, done: true });
+  expect(first.cursor.phase).toBe('done');
+  expect(first.cursor.result).toBe('failed');
 });
 
 test('GIVEN ResourceLimitExceeded (other copies in the account) THEN the step starts nothing more in that Region and waits', async () => {
