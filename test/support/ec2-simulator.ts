@@ -3,7 +3,7 @@
  * snapshot code: DescribeInstances, CreateSnapshots, DescribeSnapshots and DescribeVolumes; the
  * snapshot lifecycle: DeleteSnapshot, LockSnapshot, DescribeLockedSnapshots and DescribeImages (for the
  * images registered with `registerImage`); copies and sharing: CopySnapshot, ModifySnapshotAttribute and
- * DescribeSnapshotAttribute (createVolumePermission); and of Lambda's
+ * DescribeSnapshotAttribute (createVolumePermission); CreateTags (of snapshots only); and of Lambda's
  * `Invoke` (REST-JSON, `POST /2015-03-31/functions/{name}/invocations`), which only records the
  * payload (the handler's continuation), so `AWS_ENDPOINT_URL_LAMBDA` can point here too.
  *
@@ -22,6 +22,14 @@
  * live in the simulator's own Region only; every snapshot has a Region, and every snapshot action and
  * listing sees only the snapshots of the request's Region. The getters (`snapshots`, `setsByInstance`,
  * `deletions`, ...) mean the simulator's own Region; `snapshotsIn(region)` lists another's.
+ *
+ * Accounts: with `accounts` (access key id -> account id) one simulator serves several AWS accounts. The
+ * account of a request is the one of the access key id in its credential scope; an unknown or missing key
+ * means the simulator's own (`accountId`). Instances, volumes and images are the own account's only. Every
+ * snapshot has an owner (`ownerId`), and every snapshot action works per (account, Region): a request sees
+ * and acts on its own account's snapshots only, except that a snapshot shared with it (createVolumePermission)
+ * can be described (by id, by its owner, or with RestorableBy; without its tags) and copied. The getters mean
+ * the own account; `snapshotsOf(accountId, region)` lists another's.
  *
  * Only Node built-ins are used. Signatures are not checked.
  */
@@ -45,6 +53,8 @@ export type SimSnapshotState = 'pending' | 'completed' | 'error';
 
 export interface SimSnapshot {
   snapshotId: string;
+  /** the account that owns it (seeds: default the simulator's own `accountId`) */
+  ownerId: string;
   /** the Region the snapshot is in (seeds: default the simulator's own) */
   region: string;
   volumeId: string;
@@ -79,11 +89,11 @@ export interface SimSnapshot {
 }
 
 /**
- * What `seedSnapshots` takes: a snapshot whose id (default: generated), Region (the simulator's own),
- * tags ({}) and start time (now) may be left out.
+ * What `seedSnapshots` takes: a snapshot whose id (default: generated), owner (the simulator's own
+ * account), Region (the simulator's own), tags ({}) and start time (now) may be left out.
  */
-export type SimSnapshotSeed = Omit<SimSnapshot, 'snapshotId' | 'region' | 'tags' | 'startTimeMs'>
-  & Partial<Pick<SimSnapshot, 'snapshotId' | 'region' | 'tags' | 'startTimeMs'>>;
+export type SimSnapshotSeed = Omit<SimSnapshot, 'snapshotId' | 'ownerId' | 'region' | 'tags' | 'startTimeMs'>
+  & Partial<Pick<SimSnapshot, 'snapshotId' | 'ownerId' | 'region' | 'tags' | 'startTimeMs'>>;
 
 /** One snapshot deleted by DeleteSnapshot. */
 export interface SimDeletion {
@@ -136,6 +146,8 @@ export interface SimCall {
   params: Record<string, string>;
   /** the request's Region (its credential scope; without an `Authorization` header the simulator's own) */
   region: string;
+  /** the request's account (its access key id, see `accounts`; otherwise the simulator's own) */
+  accountId: string;
   /** epoch ms at which the request arrived */
   atMs: number;
   /** HTTP status of the answer */
@@ -193,8 +205,16 @@ export interface Ec2SimulatorOptions {
    * until this many ms after its start time, then 'completed' (computed when read); default 0: completed at once
    */
   copyCompletionMs?: number;
-  /** copies pending at once in one (destination) Region; one more answers ResourceLimitExceeded (400); default 20 (EC2's limit) */
+  /**
+   * copies pending at once of one account in one (destination) Region; one more answers
+   * ResourceLimitExceeded (400); default 20 (EC2's limit)
+   */
   maxConcurrentCopies?: number;
+  /**
+   * access key id -> account id (12 digits): a request signed with that key is that account's (see the
+   * header); default none: every request is the simulator's own account's
+   */
+  accounts?: Record<string, string>;
 }
 
 /** One Lambda `Invoke` request received (and accepted) by the simulator. */
@@ -212,6 +232,7 @@ export type FaultRule = (call: {
   action: string;
   params: Record<string, string>;
   region: string;
+  accountId: string;
   callIndex: number;
   actionIndex: number;
 }) => SimFault | undefined;
@@ -332,16 +353,18 @@ interface SnapshotRecord {
   sharedWith?: string[];
 }
 
-/** The snapshots of one Region and their indexes. */
+/** The snapshots of one account in one Region and their indexes. */
 interface RegionStore {
   readonly region: string;
+  /** the account owning them */
+  readonly account: string;
   /** every current snapshot and the deleted ones not yet compacted away, in creation order */
   readonly all: IndexList;
   /** tag key -> value -> snapshots carrying it, in creation order (DescribeSnapshots narrows with it) */
   readonly byTag: Map<string, Map<string, IndexList>>;
   /** the current snapshots with a lock (in force or expired) */
   readonly locked: Set<SnapshotRecord>;
-  /** the copies made in this Region that are pending now (for `maxConcurrentCopies`) */
+  /** the copies made by this account in this Region that are pending now (for `maxConcurrentCopies`) */
   readonly pendingCopies: Set<SnapshotRecord>;
   /** every snapshot deleted by DeleteSnapshot in this Region, in order */
   readonly deletions: SimDeletion[];
@@ -465,10 +488,14 @@ export class Ec2Simulator {
   private readonly actionCounts = new Map<string, number>();
   /** volumeId -> performance.now() of its last snapshot */
   private readonly lastSnapshotAt = new Map<string, number>();
-  /** region -> its snapshots (created on first use) */
+  /** `storeKey(account, region)` -> that account's snapshots in that Region (created on first use) */
   private readonly stores = new Map<string, RegionStore>();
-  /** the simulator's own Region's */
+  /** the simulator's own account's in its own Region */
   private readonly home: RegionStore;
+  /** access key id -> account id (option `accounts`) */
+  private readonly accounts: Map<string, string>;
+  /** account id -> the current snapshots (of other accounts, any Region) shared with it */
+  private readonly grants = new Map<string, Set<SnapshotRecord>>();
   /** snapshotId -> current snapshot, in any Region (ids are unique across Regions) */
   private readonly snapshotsById = new Map<string, SnapshotRecord>();
   private readonly completions = new CompletionQueue();
@@ -498,6 +525,7 @@ export class Ec2Simulator {
     this.copyBucket = options.copySnapshotBucket ? new TokenBucket(options.copySnapshotBucket) : undefined;
     this.copyCompletionMs = options.copyCompletionMs ?? 0;
     this.maxConcurrentCopies = options.maxConcurrentCopies ?? DEFAULT_MAX_CONCURRENT_COPIES;
+    this.accounts = new Map(Object.entries(options.accounts ?? {}));
     this.home = this.store(this.region);
     this.deletions = this.home.deletions;
     this.addInstances(options.instances ?? []);
@@ -513,8 +541,13 @@ export class Ec2Simulator {
 
   /** Like `snapshots`, for any Region (none: empty). */
   snapshotsIn(region: string): readonly SimSnapshot[] {
+    return this.snapshotsOf(this.accountId, region);
+  }
+
+  /** Like `snapshots`, for any account (see `accounts`) and Region (default the simulator's own); none: empty. */
+  snapshotsOf(accountId: string, region: string = this.region): readonly SimSnapshot[] {
     this.completeDue();
-    const store = this.stores.get(region);
+    const store = this.stores.get(storeKey(accountId, region));
     if (!store) return [];
     if (store.view === undefined) {
       store.all.items = store.all.items.filter((r) => r.alive);
@@ -532,7 +565,7 @@ export class Ec2Simulator {
 
   /** Every snapshot deleted by DeleteSnapshot in a Region, in order (the own Region's: `deletions`). */
   deletionsIn(region: string): readonly SimDeletion[] {
-    return this.stores.get(region)?.deletions ?? [];
+    return this.stores.get(storeKey(this.accountId, region))?.deletions ?? [];
   }
 
   /** The account ids a snapshot (of any Region) is shared with by ModifySnapshotAttribute, in the order they were added. */
@@ -577,6 +610,7 @@ export class Ec2Simulator {
       const startTimeMs = seed.startTimeMs ?? now;
       const snap: SimSnapshot = {
         snapshotId,
+        ownerId: seed.ownerId ?? this.accountId,
         region: seed.region ?? this.region,
         volumeId: seed.volumeId,
         instanceId: seed.instanceId,
@@ -650,7 +684,7 @@ export class Ec2Simulator {
   }
 
   /**
-   * Registers an AMI backed by these (current) snapshots of the simulator's own Region, the first one
+   * Registers an AMI backed by these (current) snapshots of the simulator's own account and Region, the first one
    * as its root device; DeleteSnapshot
    * then answers InvalidSnapshot.InUse for them and DescribeImages lists it. Returns the AMI id.
    */
@@ -787,8 +821,8 @@ export class Ec2Simulator {
   }
 
   /**
-   * instanceId -> list of snapshot sets of the current (not deleted) snapshots of a Region (default the
-   * simulator's own), in creation order.
+   * instanceId -> list of snapshot sets of the current (not deleted) snapshots of the simulator's own
+   * account in a Region (default the simulator's own), in creation order.
    * Without `tagKey` one set = the snapshots made by one CreateSnapshots call (seeded ones: see
    * `seedSnapshots`; copies: the copies of the snapshots of one such set, by however many calls).
    * With `tagKey` one set = the snapshots of one (instanceId, value of tag `tagKey`) pair;
@@ -798,7 +832,7 @@ export class Ec2Simulator {
     const result = new Map<string, SimSnapshot[][]>();
     const groups = new Map<string, SimSnapshot[]>();
     this.completeDue();
-    for (const record of this.stores.get(region)?.all.items ?? []) {
+    for (const record of this.stores.get(storeKey(this.accountId, region))?.all.items ?? []) {
       if (!record.alive) continue;
       const snapshot = record.snap;
       let groupKey: string;
@@ -845,11 +879,13 @@ export class Ec2Simulator {
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const region = credentialRegion(req.headers.authorization) ?? this.region;
+      const accessKeyId = credentialAccessKeyId(req.headers.authorization);
+      const account = (accessKeyId === undefined ? undefined : this.accounts.get(accessKeyId)) ?? this.accountId;
       const invoke = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
       if (invoke) {
         const invocationType = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
         const payload = Buffer.concat(chunks).toString('utf8');
-        const { status, body, requestId, errorCode } = this.processInvoke(decodeURIComponent(invoke[1]), invocationType, payload, region);
+        const { status, body, requestId, errorCode } = this.processInvoke(decodeURIComponent(invoke[1]), invocationType, payload, region, account);
         this.send(res, status, body, requestId, {
           'content-type': 'application/json',
           ...(errorCode ? { 'x-amzn-errortype': errorCode } : {}),
@@ -863,7 +899,7 @@ export class Ec2Simulator {
       for (const [key, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
         setParam(params, key, value);
       }
-      const { status, body, requestId } = this.process(params, region);
+      const { status, body, requestId } = this.process(params, region, account);
       this.send(res, status, body, requestId);
     });
   }
@@ -896,15 +932,16 @@ export class Ec2Simulator {
   }
 
   /** Records a call in `calls` and asks the fault rules about it. */
-  private begin(action: string, params: Record<string, string>, region: string): { call: SimCall; callIndex: number; fault?: SimFault } {
+  private begin(action: string, params: Record<string, string>, region: string, accountId: string)
+    : { call: SimCall; callIndex: number; fault?: SimFault } {
     const callIndex = this.calls.length;
     const actionIndex = this.countCalls(action);
-    const call: SimCall = { action, params, region, atMs: this.now(), status: 0 };
+    const call: SimCall = { action, params, region, accountId, atMs: this.now(), status: 0 };
     this.calls.push(call);
     this.actionCounts.set(action, actionIndex + 1);
     try {
       for (const rule of this.faults) {
-        const fault = rule({ action, params: { ...params }, region, callIndex, actionIndex });
+        const fault = rule({ action, params: { ...params }, region, accountId, callIndex, actionIndex });
         if (fault !== undefined) {
           return { call, callIndex, fault };
         }
@@ -916,9 +953,9 @@ export class Ec2Simulator {
   }
 
   /** Lambda Invoke: records the invocation (nothing runs) and answers like Lambda (202 for Event, 204 for DryRun). */
-  private processInvoke(functionName: string, invocationType: string, payload: string, region: string): InvokeAnswer {
+  private processInvoke(functionName: string, invocationType: string, payload: string, region: string, account: string): InvokeAnswer {
     const requestId = randomUUID();
-    const { call, fault } = this.begin('Invoke', { FunctionName: functionName, InvocationType: invocationType }, region);
+    const { call, fault } = this.begin('Invoke', { FunctionName: functionName, InvocationType: invocationType }, region, account);
     const accept = (): number => {
       if (invocationType === 'DryRun') {
         return 204;
@@ -947,15 +984,15 @@ export class Ec2Simulator {
   }
 
   /** Handles one request synchronously and records it in `calls`. */
-  private process(allParams: Record<string, string>, region: string): { status: number; body: string; requestId: string } {
+  private process(allParams: Record<string, string>, region: string, account: string): { status: number; body: string; requestId: string } {
     const { Action: action = '', Version: _version, ...params } = allParams;
     const requestId = randomUUID();
-    const { call, callIndex, fault } = this.begin(action, params, region);
+    const { call, callIndex, fault } = this.begin(action, params, region, account);
     try {
       if (fault !== undefined) {
         if (fault.afterEffect) {
           try {
-            this.dispatch(action, params, region, callIndex);
+            this.dispatch(action, params, region, account, callIndex);
           } catch (e) {
             if (!(e instanceof SimError)) {
               throw e;
@@ -964,7 +1001,7 @@ export class Ec2Simulator {
         }
         throw new SimError(fault.status, fault.code, fault.message ?? `Simulated fault ${fault.code}`);
       }
-      const inner = this.dispatch(action, params, region, callIndex);
+      const inner = this.dispatch(action, params, region, account, callIndex);
       call.status = 200;
       const body = `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${XMLNS}">`
         + `${text('requestId', requestId)}${inner}</${action}Response>`;
@@ -982,40 +1019,42 @@ export class Ec2Simulator {
     }
   }
 
-  private dispatch(action: string, params: Record<string, string>, region: string, callIndex: number): string {
+  private dispatch(action: string, params: Record<string, string>, region: string, account: string, callIndex: number): string {
     switch (action) {
       case 'DescribeInstances':
         this.throttle(this.describeBucket);
-        return this.describeInstances(params, region);
+        return this.describeInstances(params, region, account);
       case 'DescribeSnapshots':
         this.throttle(this.describeBucket);
-        return this.describeSnapshots(params, region);
+        return this.describeSnapshots(params, region, account);
       case 'DescribeVolumes':
         this.throttle(this.describeBucket);
-        return this.describeVolumes(params, region);
+        return this.describeVolumes(params, region, account);
       case 'CreateSnapshots':
         this.throttle(this.createBucket);
-        return this.createSnapshots(params, region, callIndex);
+        return this.createSnapshots(params, region, account, callIndex);
       case 'DeleteSnapshot':
         this.throttle(this.deleteBucket);
-        return this.deleteSnapshot(params, region);
+        return this.deleteSnapshot(params, region, account);
       case 'LockSnapshot':
-        return this.lockSnapshot(params, region);
+        return this.lockSnapshot(params, region, account);
       // EC2's non-mutating actions share one bucket
       case 'DescribeLockedSnapshots':
         this.throttle(this.describeBucket);
-        return this.describeLockedSnapshots(params, region);
+        return this.describeLockedSnapshots(params, region, account);
       case 'DescribeImages':
         this.throttle(this.describeBucket);
-        return this.describeImages(params, region);
+        return this.describeImages(params, region, account);
       case 'CopySnapshot':
         this.throttle(this.copyBucket);
-        return this.copySnapshot(params, region);
+        return this.copySnapshot(params, region, account);
       case 'ModifySnapshotAttribute':
-        return this.modifySnapshotAttribute(params, region);
+        return this.modifySnapshotAttribute(params, region, account);
       case 'DescribeSnapshotAttribute':
         this.throttle(this.describeBucket);
-        return this.describeSnapshotAttribute(params, region);
+        return this.describeSnapshotAttribute(params, region, account);
+      case 'CreateTags':
+        return this.createTags(params, region, account);
       default:
         throw new SimError(400, 'InvalidAction', `The action ${action || '(none)'} is not valid for this web service.`);
     }
@@ -1029,10 +1068,10 @@ export class Ec2Simulator {
 
   // ---------------------------------------------------------------- actions
 
-  /** The simulator's own Region's instances; another Region has none. */
-  private describeInstances(params: Record<string, string>, region: string): string {
-    const action = this.scoped('DescribeInstances', region);
-    const here = region === this.region;
+  /** The simulator's own Region's instances, to its own account; another Region or account has none. */
+  private describeInstances(params: Record<string, string>, region: string, account: string): string {
+    const action = this.scoped('DescribeInstances', region, account);
+    const here = this.isHome(region, account);
     const ids = listParam(params, 'InstanceId');
     const maxResults = parseMaxResults(params);
     if (ids.length > 0 && maxResults !== undefined) {
@@ -1067,8 +1106,8 @@ export class Ec2Simulator {
     return node('reservationSet', ...reservations) + text('nextToken', page.nextToken);
   }
 
-  /** Instances are in the simulator's own Region only: from another Region, InvalidInstanceID.NotFound. */
-  private createSnapshots(params: Record<string, string>, region: string, callIndex: number): string {
+  /** Instances are the simulator's own account's in its own Region only: otherwise InvalidInstanceID.NotFound. */
+  private createSnapshots(params: Record<string, string>, region: string, account: string, callIndex: number): string {
     const instanceId = params['InstanceSpecification.InstanceId'];
     if (!instanceId) {
       throw new SimError(400, 'MissingParameter', 'The request must contain the parameter InstanceSpecification.InstanceId');
@@ -1093,7 +1132,7 @@ export class Ec2Simulator {
     if (location !== undefined && params.OutpostArn !== undefined) {
       throw new SimError(400, 'InvalidParameterCombination', 'The parameters Location and OutpostArn cannot be used together.');
     }
-    const instance = region === this.region ? this.instances.get(instanceId) : undefined;
+    const instance = this.isHome(region, account) ? this.instances.get(instanceId) : undefined;
     if (!instance || instance.state === 'terminated') {
       throw new SimError(400, 'InvalidInstanceID.NotFound', `The instance ID '${instanceId}' does not exist`);
     }
@@ -1124,6 +1163,7 @@ export class Ec2Simulator {
     const startTimeMs = this.now();
     const created: SimSnapshot[] = volumeIds.map((volumeId) => ({
       snapshotId: this.newSnapshotId(),
+      ownerId: account,
       region,
       volumeId,
       instanceId,
@@ -1155,12 +1195,25 @@ export class Ec2Simulator {
   /**
    * Pages are cut by creation order (the token holds the last snapshot answered), so deleting
    * snapshots between pages neither skips nor repeats any.
+   *
+   * Accounts: the caller's own snapshots, and those another account shared with it when it names them
+   * (`SnapshotId.N`), names their owner (`Owner.N`/`OwnerId.N`) or asks with `RestorableBy.N`; the
+   * parameters intersect, as EC2 documents. `Owner.N` self or the caller's id: its own; another account's
+   * id: what that account shared with it; anything else: nothing. `RestorableBy.N` self or the caller's id:
+   * its own and what is shared with it; another account's id: the caller's own shared with that account.
+   * Without any of them only the caller's own are listed: EC2 documents that it then lists every snapshot
+   * the caller can restore (shared and public ones too); the simulator answers as for `Owner.N=self`, which
+   * is what this library always asks. Another account's snapshot is answered without its tags (EC2 shows
+   * none of them; tag filters never match it) and with its owner's `ownerId`. A `SnapshotId.N` the caller
+   * can neither own nor see answers InvalidSnapshot.NotFound (EC2 documents leaving such ids out of the
+   * answer; which one it does for another account's snapshot is unverified).
    */
-  private describeSnapshots(params: Record<string, string>, region: string): string {
-    const action = this.scoped('DescribeSnapshots', region);
-    const store = this.store(region);
+  private describeSnapshots(params: Record<string, string>, region: string, account: string): string {
+    const action = this.scoped('DescribeSnapshots', region, account);
+    const store = this.store(region, account);
     const ids = listParam(params, 'SnapshotId');
     const owners = [...listParam(params, 'Owner'), ...listParam(params, 'OwnerId')];
+    const restorableBy = listParam(params, 'RestorableBy');
     // EC2 documents 5 to 1,000 and answers at most 1,000 for a larger value
     const maxResults = parseMaxResults(params, 1000, true);
     if (ids.length > 0 && maxResults !== undefined) {
@@ -1170,30 +1223,44 @@ export class Ec2Simulator {
     const after = pageStart(action, params);
     checkDryRun(params);
     this.completeDue();
-    const missing = ids.find((id) => !this.recordIn(id, region));
+    const missing = ids.find((id) => !this.visibleRecord(id, region, account));
     if (missing !== undefined) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing}' does not exist.`);
     }
-    if (owners.length > 0 && !owners.some((o) => o === 'self' || o === this.accountId)) {
-      return node('snapshotSet');
+    const isSelf = (id: string): boolean => id === 'self' || id === account;
+    const ownByOwner = owners.length === 0 || owners.some(isSelf);
+    const restorableBySelf = restorableBy.length === 0 || restorableBy.some(isSelf);
+    const restorableByOthers = new Set(restorableBy.filter((id) => !isSelf(id)));
+    const ownAccept = (r: SnapshotRecord): boolean => ownByOwner
+      && (restorableBySelf || (r.sharedWith ?? []).some((id) => restorableByOthers.has(id)));
+    const sharedAccept = (r: SnapshotRecord): boolean => restorableBySelf
+      && (owners.length === 0 || owners.includes(r.snap.ownerId));
+    let candidates: SnapshotRecord[];
+    if (ids.length > 0) {
+      candidates = sortBySeq(ids.map((id) => this.snapshotsById.get(id)!));
+    } else {
+      const own = ownByOwner ? this.candidates(store, [], filters) : [];
+      const shared = owners.length > 0 || restorableBy.length > 0 ? this.sharedIn(region, account) : [];
+      candidates = shared.length === 0 ? own : sortBySeq([...own, ...shared]);
     }
     const now = this.now();
     const visibleBefore = now - this.describeSnapshotsLagMs;
     const visible = (r: SnapshotRecord): boolean => this.describeSnapshotsLagMs <= 0 || r.snap.startTimeMs <= visibleBefore;
-    const page = keysetPage(action, params, this.candidates(store, ids, filters), after, maxResults,
-      (r) => visible(r) && matchesAll(filters, (name) => this.snapshotValues(r.snap, name)));
+    const page = keysetPage(action, params, candidates, after, maxResults,
+      (r) => visible(r) && (r.store === store ? ownAccept(r) : sharedAccept(r))
+        && matchesAll(filters, (name) => this.snapshotValues(r.snap, name, account)));
     const items = page.items.map(({ snap: s }) => node('item',
       text('snapshotId', s.snapshotId),
       text('volumeId', s.volumeId),
       text('status', s.state),
       text('startTime', new Date(s.startTimeMs).toISOString()),
       text('progress', this.progressOf(s, now)),
-      text('ownerId', this.accountId),
+      text('ownerId', s.ownerId),
       text('volumeSize', s.volumeSize ?? VOLUME_SIZE_GIB),
       text('description', s.description),
       text('encrypted', s.encrypted ?? false),
       text('kmsKeyId', s.kmsKeyId),
-      tagSetXml(s.tags),
+      s.ownerId === account ? tagSetXml(s.tags) : '',
       text('outpostArn', s.outpostArn),
       text('storageTier', 'standard'),
       s.sourceSnapshotId === undefined ? '' : text('transferType', s.completionDurationMinutes === undefined ? 'standard' : 'time-based'),
@@ -1205,12 +1272,13 @@ export class Ec2Simulator {
   /**
    * Deletes at once (no lag): the snapshot leaves every listing. Checks, in order: NotFound, InUse (an
    * image), locked, then DryRun (which answers DryRunOperation only for a delete that would succeed:
-   * that order is unverified).
+   * that order is unverified). Another account's snapshot, even one shared with the caller, is NotFound
+   * (unverified: EC2 may answer UnauthorizedOperation for one it can see).
    */
-  private deleteSnapshot(params: Record<string, string>, region: string): string {
+  private deleteSnapshot(params: Record<string, string>, region: string, account: string): string {
     const snapshotId = requireParam(params, 'SnapshotId');
     this.completeDue();
-    const record = this.recordIn(snapshotId, region);
+    const record = this.recordIn(snapshotId, region, account);
     if (!record) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
@@ -1234,6 +1302,7 @@ export class Ec2Simulator {
       const list = store.byTag.get(key)?.get(value);
       if (list) list.dead++;
     }
+    for (const grantee of record.sharedWith ?? []) this.grants.get(grantee)?.delete(record);
     store.view = undefined;
     store.deletions.push({ snapshotId, atMs: now, snapshot: record.snap });
     return text('return', true);
@@ -1243,9 +1312,10 @@ export class Ec2Simulator {
    * Locks a snapshot (pending or completed) or changes its lock, as EC2 allows: a governance lock or a
    * compliance lock in its cool-off can be changed freely, a compliance lock after it only lengthened
    * (same mode, no CoolOffPeriod, an expiry not earlier). A change replaces the lock as if it were
-   * made now (whether EC2 counts a changed duration from the first lock is unverified).
+   * made now (whether EC2 counts a changed duration from the first lock is unverified). Another
+   * account's snapshot, even one shared with the caller, is NotFound (unverified, as for DeleteSnapshot).
    */
-  private lockSnapshot(params: Record<string, string>, region: string): string {
+  private lockSnapshot(params: Record<string, string>, region: string, account: string): string {
     const snapshotId = requireParam(params, 'SnapshotId');
     const mode = requireParam(params, 'LockMode');
     if (mode !== 'governance' && mode !== 'compliance') {
@@ -1269,7 +1339,7 @@ export class Ec2Simulator {
       throw new SimError(400, 'InvalidParameterValue', 'CoolOffPeriod can only be specified with LockMode compliance.');
     }
     this.completeDue();
-    const record = this.recordIn(snapshotId, region);
+    const record = this.recordIn(snapshotId, region, account);
     if (!record) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
@@ -1304,28 +1374,28 @@ export class Ec2Simulator {
    * A SnapshotId that does not exist answers InvalidSnapshot.NotFound (EC2's answer is unverified);
    * one without a lock is left out.
    */
-  private describeLockedSnapshots(params: Record<string, string>, region: string): string {
-    const action = this.scoped('DescribeLockedSnapshots', region);
+  private describeLockedSnapshots(params: Record<string, string>, region: string, account: string): string {
+    const action = this.scoped('DescribeLockedSnapshots', region, account);
     const ids = listParam(params, 'SnapshotId');
     const maxResults = parseMaxResults(params);
     const filters = parseFilters(params, LOCKED_SNAPSHOT_FILTERS, false);
     const after = pageStart(action, params);
     checkDryRun(params);
     this.completeDue();
-    const missing = ids.find((id) => !this.recordIn(id, region));
+    const missing = ids.find((id) => !this.recordIn(id, region, account));
     if (missing !== undefined) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${missing}' does not exist.`);
     }
     const now = this.now();
     const wanted = ids.length > 0 ? new Set(ids) : undefined;
-    const locked = [...this.store(region).locked]
+    const locked = [...this.store(region, account).locked]
       .filter((r) => wanted === undefined || wanted.has(r.snap.snapshotId))
       .sort((a, b) => a.seq - b.seq);
     const views = new Map<SnapshotRecord, SimSnapshotLock>(locked.map((r) => [r, this.lockView(r, now)]));
     const page = keysetPage(action, params, locked, after, maxResults,
       (r) => matchesAll(filters, () => [views.get(r)!.lockState]));
     const items = page.items.map((r) => node('item',
-      text('ownerId', this.accountId),
+      text('ownerId', account),
       text('snapshotId', r.snap.snapshotId),
       lockXml(views.get(r)!),
     ));
@@ -1338,9 +1408,9 @@ export class Ec2Simulator {
    * (no image is deprecated or disabled); ExecutableBy.N is ignored. Images are in the simulator's own
    * Region only.
    */
-  private describeImages(params: Record<string, string>, region: string): string {
-    const action = this.scoped('DescribeImages', region);
-    const here = region === this.region;
+  private describeImages(params: Record<string, string>, region: string, account: string): string {
+    const action = this.scoped('DescribeImages', region, account);
+    const here = this.isHome(region, account);
     const ids = listParam(params, 'ImageId');
     const owners = listParam(params, 'Owner');
     const maxResults = parseMaxResults(params);
@@ -1404,8 +1474,8 @@ export class Ec2Simulator {
    * The volumes of every instance (a terminated instance's volumes are gone), in the simulator's own
    * Region only; MaxResults 5-500 like EC2.
    */
-  private describeVolumes(params: Record<string, string>, region: string): string {
-    const action = this.scoped('DescribeVolumes', region);
+  private describeVolumes(params: Record<string, string>, region: string, account: string): string {
+    const action = this.scoped('DescribeVolumes', region, account);
     const ids = listParam(params, 'VolumeId');
     const maxResults = parseMaxResults(params, 500);
     if (ids.length > 0 && maxResults !== undefined) {
@@ -1414,7 +1484,7 @@ export class Ec2Simulator {
     const filters = parseFilters(params, VOLUME_FILTERS);
     checkDryRun(params);
     let volumes = [...this.instances.values()]
-      .filter((i) => region === this.region && i.state !== 'terminated')
+      .filter((i) => this.isHome(region, account) && i.state !== 'terminated')
       .flatMap((i) => i.volumeIds.map((volumeId, index) => ({ volumeId, index, instance: i, tags: i.volumeTags[volumeId] ?? {} })));
     if (ids.length > 0) {
       const missing = ids.filter((id) => !volumes.some((v) => v.volumeId === id));
@@ -1460,8 +1530,13 @@ export class Ec2Simulator {
    * Checks, in order: parameters, the source (NotFound, Outpost or Local Zone, not completed), the
    * destination's concurrent copies, then DryRun. `PresignedUrl` and `DestinationRegion` (which the
    * SDK adds) are accepted and ignored.
+   *
+   * Accounts: the source is the caller's own snapshot or one another account shared with it (another
+   * account's snapshot not shared with it is InvalidSnapshot.NotFound: EC2 hides it). The copy is the
+   * caller's, and counts towards the caller's concurrent copies in the destination. An encrypted shared
+   * source can be copied: KMS is not simulated, so the caller's use of the owner's key is not checked.
    */
-  private copySnapshot(params: Record<string, string>, region: string): string {
+  private copySnapshot(params: Record<string, string>, region: string, account: string): string {
     const sourceRegion = requireParam(params, 'SourceRegion');
     const sourceId = requireParam(params, 'SourceSnapshotId');
     const encrypt = parseBool(params, 'Encrypted');
@@ -1473,7 +1548,7 @@ export class Ec2Simulator {
     }
     const tags = parseSnapshotTags(params);
     this.completeDue();
-    const source = this.recordIn(sourceId, sourceRegion);
+    const source = this.visibleRecord(sourceId, sourceRegion, account);
     if (!source) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${sourceId}' does not exist.`);
     }
@@ -1488,7 +1563,7 @@ export class Ec2Simulator {
       // EC2 copies only completed snapshots; the message is EC2's, the code IncorrectState is unverified
       throw new SimError(400, 'IncorrectState', `Snapshot is in invalid state - ${sourceState}`);
     }
-    const store = this.store(region);
+    const store = this.store(region, account);
     if (store.pendingCopies.size >= this.maxConcurrentCopies) {
       throw new SimError(400, 'ResourceLimitExceeded',
         `You have reached the limit of concurrent snapshot copies (${this.maxConcurrentCopies}) in ${region}.`);
@@ -1496,6 +1571,7 @@ export class Ec2Simulator {
     checkDryRun(params);
     const copy: SimSnapshot = {
       snapshotId: this.newSnapshotId(),
+      ownerId: account,
       region,
       volumeId: source.snap.volumeId,
       instanceId: source.snap.instanceId,
@@ -1520,8 +1596,9 @@ export class Ec2Simulator {
    * `OperationType` add|remove, and/or `CreateVolumePermission.Add.N.UserId` / `.Remove.N.UserId`.
    * Groups (public sharing) are not simulated. A snapshot encrypted with the AWS managed key cannot be
    * shared (EC2 documents that; the code InvalidParameter is unverified); stopping is always allowed.
+   * Another account's snapshot, even one shared with the caller, is NotFound (unverified).
    */
-  private modifySnapshotAttribute(params: Record<string, string>, region: string): string {
+  private modifySnapshotAttribute(params: Record<string, string>, region: string, account: string): string {
     const snapshotId = requireParam(params, 'SnapshotId');
     const attribute = params.Attribute;
     if (attribute !== undefined && attribute !== 'createVolumePermission') {
@@ -1556,7 +1633,7 @@ export class Ec2Simulator {
       throw new SimError(400, 'InvalidUserID.Malformed', `The user ID '${malformed}' is malformed.`);
     }
     this.completeDue();
-    const record = this.recordIn(snapshotId, region);
+    const record = this.recordIn(snapshotId, region, account);
     if (!record) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
@@ -1570,18 +1647,27 @@ export class Ec2Simulator {
     for (const id of add) shared.add(id);
     for (const id of remove) shared.delete(id);
     record.sharedWith = [...shared];
+    for (const id of add) {
+      let granted = this.grants.get(id);
+      if (!granted) this.grants.set(id, granted = new Set());
+      granted.add(record);
+    }
+    for (const id of remove) this.grants.get(id)?.delete(record);
     return text('return', true);
   }
 
-  /** `createVolumePermission` (the accounts a snapshot is shared with) or `productCodes` (none). */
-  private describeSnapshotAttribute(params: Record<string, string>, region: string): string {
+  /**
+   * `createVolumePermission` (the accounts a snapshot is shared with) or `productCodes` (none). Only the
+   * owner can ask: another account's snapshot, even one shared with the caller, is NotFound (unverified).
+   */
+  private describeSnapshotAttribute(params: Record<string, string>, region: string, account: string): string {
     const snapshotId = requireParam(params, 'SnapshotId');
     const attribute = requireParam(params, 'Attribute');
     if (attribute !== 'createVolumePermission' && attribute !== 'productCodes') {
       throw new SimError(400, 'InvalidParameterValue',
         `Value (${attribute}) for parameter Attribute is invalid. Expecting createVolumePermission or productCodes.`);
     }
-    const record = this.recordIn(snapshotId, region);
+    const record = this.recordIn(snapshotId, region, account);
     if (!record) {
       throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
     }
@@ -1591,6 +1677,60 @@ export class Ec2Simulator {
     }
     return text('snapshotId', snapshotId)
       + node('createVolumePermission', ...(record.sharedWith ?? []).map((id) => node('item', text('userId', id))));
+  }
+
+  /**
+   * Adds or overwrites tags (`Tag.N.Key`, `Tag.N.Value`) of snapshots (`ResourceId.N`) of the caller's
+   * account in the request's Region; other resource types are not simulated. All or nothing: one
+   * snapshot that is not the caller's (another account's, even one shared with it, is NotFound:
+   * unverified, EC2 may answer UnauthorizedOperation) and nothing is tagged.
+   */
+  private createTags(params: Record<string, string>, region: string, account: string): string {
+    const ids = listParam(params, 'ResourceId');
+    if (ids.length === 0) {
+      throw new SimError(400, 'MissingParameter', 'The request must contain the parameter ResourceId');
+    }
+    const tags: Record<string, string> = {};
+    for (const n of listIndices(params, 'Tag')) {
+      const key = params[`Tag.${n}.Key`];
+      if (key === undefined || key === '') {
+        throw new SimError(400, 'InvalidParameterValue', `Tag ${n} has no key.`);
+      }
+      tags[key] = params[`Tag.${n}.Value`] ?? '';
+    }
+    if (Object.keys(tags).length === 0) {
+      throw new SimError(400, 'MissingParameter', 'The request must contain the parameter Tag');
+    }
+    const other = ids.find((id) => !id.startsWith('snap-'));
+    if (other !== undefined) {
+      throw new SimError(400, 'InvalidParameterValue', `Ec2Simulator tags only snapshots, got: ${other}`);
+    }
+    this.completeDue();
+    const records = ids.map((id) => {
+      const record = this.recordIn(id, region, account);
+      if (!record) {
+        throw new SimError(400, 'InvalidSnapshot.NotFound', `The snapshot '${id}' does not exist.`);
+      }
+      return record;
+    });
+    checkDryRun(params);
+    for (const record of new Set(records)) {
+      const store = record.store;
+      for (const [key, value] of Object.entries(tags)) {
+        const old = record.snap.tags[key];
+        if (old === value) continue;
+        const byValue = store.byTag.get(key);
+        const oldList = old === undefined ? undefined : byValue?.get(old);
+        if (oldList) oldList.items = oldList.items.filter((r) => r !== record);
+        record.snap.tags[key] = value;
+        let values = byValue;
+        if (!values) store.byTag.set(key, values = new Map());
+        let list = values.get(value);
+        if (!list) values.set(value, list = { items: [], dead: 0 });
+        list.items = sortBySeq([...list.items, record]);
+      }
+    }
+    return text('return', true);
   }
 
   // ---------------------------------------------------------------- helpers
@@ -1626,25 +1766,52 @@ export class Ec2Simulator {
     );
   }
 
-  /** A Region's snapshots, created on first use. */
-  private store(region: string): RegionStore {
-    let store = this.stores.get(region);
+  /** An account's snapshots in a Region (default the simulator's own account), created on first use. */
+  private store(region: string, account: string = this.accountId): RegionStore {
+    const key = storeKey(account, region);
+    let store = this.stores.get(key);
     if (!store) {
-      store = { region, all: { items: [], dead: 0 }, byTag: new Map(), locked: new Set(), pendingCopies: new Set(), deletions: [] };
-      this.stores.set(region, store);
+      store = { region, account, all: { items: [], dead: 0 }, byTag: new Map(), locked: new Set(), pendingCopies: new Set(), deletions: [] };
+      this.stores.set(key, store);
     }
     return store;
   }
 
-  /** A current snapshot of that Region; undefined when unknown, deleted or in another Region (as EC2 sees it). */
-  private recordIn(snapshotId: string, region: string): SnapshotRecord | undefined {
+  /**
+   * A current snapshot of that account (default the simulator's own) in that Region; undefined when
+   * unknown, deleted, in another Region or another account's (as EC2 sees it).
+   */
+  private recordIn(snapshotId: string, region: string, account: string = this.accountId): SnapshotRecord | undefined {
     const record = this.snapshotsById.get(snapshotId);
-    return record !== undefined && record.store.region === region ? record : undefined;
+    return record !== undefined && record.store.region === region && record.store.account === account ? record : undefined;
   }
 
-  /** What pagination tokens of a listing are bound to: the action, and the Region unless it is the simulator's own. */
-  private scoped(action: string, region: string): string {
-    return region === this.region ? action : `${action}@${region}`;
+  /** A current snapshot of that Region that the account owns or that is shared with it; undefined otherwise. */
+  private visibleRecord(snapshotId: string, region: string, account: string): SnapshotRecord | undefined {
+    const record = this.snapshotsById.get(snapshotId);
+    if (record === undefined || record.store.region !== region) return undefined;
+    return record.store.account === account || this.grants.get(account)?.has(record) ? record : undefined;
+  }
+
+  /** The current snapshots of other accounts in that Region shared with the account, in creation order. */
+  private sharedIn(region: string, account: string): SnapshotRecord[] {
+    const granted = this.grants.get(account);
+    if (!granted || granted.size === 0) return [];
+    return [...granted].filter((r) => r.alive && r.store.region === region).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The simulator's own account in its own Region: where its instances, volumes and images are. */
+  private isHome(region: string, account: string): boolean {
+    return region === this.region && account === this.accountId;
+  }
+
+  /**
+   * What pagination tokens of a listing are bound to: the action, the Region unless it is the simulator's
+   * own, and the account unless it is the simulator's own.
+   */
+  private scoped(action: string, region: string, account: string): string {
+    const scope = region === this.region ? action : `${action}@${region}`;
+    return account === this.accountId ? scope : `${scope}#${account}`;
   }
 
   private newSnapshotId(): string {
@@ -1658,7 +1825,7 @@ export class Ec2Simulator {
    * (a copy: `copyCompletionMs`) after its start.
    */
   private addSnapshot(snap: SimSnapshot, group: string, state?: SimSnapshotState, progress?: string): void {
-    const store = this.store(snap.region);
+    const store = this.store(snap.region, snap.ownerId);
     const record: SnapshotRecord = { snap, store, seq: this.nextSeq++, group, alive: true };
     const isCopy = snap.sourceSnapshotId !== undefined;
     const completionMs = isCopy ? this.copyCompletionMs : this.snapshotCompletionMs;
@@ -1763,7 +1930,7 @@ export class Ec2Simulator {
       let found: SnapshotRecord[];
       let foundSorted = true;
       if (f.name === 'snapshot-id') {
-        found = f.values.flatMap((v) => this.recordIn(v, store.region) ?? []);
+        found = f.values.flatMap((v) => this.recordIn(v, store.region, store.account) ?? []);
         foundSorted = found.length <= 1;
       } else if (f.name.startsWith('tag:')) {
         const byValue = store.byTag.get(f.name.slice(4));
@@ -1785,21 +1952,35 @@ export class Ec2Simulator {
     return sorted ? best : sortBySeq(best);
   }
 
-  private snapshotValues(s: SimSnapshot, name: string): string[] {
+  /** A snapshot's values for a DescribeSnapshots filter, as `account` sees it (another account's: no tags). */
+  private snapshotValues(s: SimSnapshot, name: string, account: string): string[] {
     switch (name) {
       case 'snapshot-id': return [s.snapshotId];
       case 'volume-id': return [s.volumeId];
       case 'status': return [s.state ?? 'completed'];
-      case 'owner-id': return [this.accountId];
+      case 'owner-id': return [s.ownerId];
       case 'description': return s.description === undefined ? [] : [s.description];
       case 'outpost-arn': return s.outpostArn === undefined ? [] : [s.outpostArn];
       case 'encrypted': return [String(s.encrypted ?? false)];
-      default: return tagValues(s.tags, name);
+      default: return s.ownerId === account ? tagValues(s.tags, name) : [];
     }
   }
 }
 
 // ------------------------------------------------------------------ free helpers
+
+/** The access key id of a SigV4 `Authorization` header's credential scope (`Credential=AKID/...`). */
+function credentialAccessKeyId(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) {
+    return undefined;
+  }
+  return /Credential=([^/,\s]+)\//.exec(authorization)?.[1];
+}
+
+/** The key of `Ec2Simulator.stores`: one account's snapshots in one Region. */
+function storeKey(account: string, region: string): string {
+  return `${account}\u0000${region}`;
+}
 
 /** The Region of a SigV4 `Authorization` header's credential scope (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`). */
 function credentialRegion(authorization: string | undefined): string | undefined {
