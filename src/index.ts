@@ -5,3 +5,5 @@ export * from './retention';
 export * from './snapshot-copy';
 export * from './snapshot-location';
 export * from './snapshot-lock';
+export * from './snapshot-vault';
+export * from './vault-share';

@@ -1,4 +1,3 @@
-import * as path from 'path';
 import { Annotations, ArnFormat, Duration, Stack, TimeZone, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -14,12 +13,13 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct, IConstruct } from 'constructs';
 import { CopyTagsFromSource } from './copy-tags-from-source';
 import { LogLevel } from './log-level';
 import { defaultHeartbeatPeriod, heartbeatPeriods, scheduleInterval } from './private/heartbeat';
 import { InlinePolicyRole } from './private/inline-policy-role';
-import { renderCopyRules, renderRetentionSpec, RetentionContext } from './private/lifecycle';
+import { DEFAULT_GONE_INSTANCE_RETENTION, renderCopyRules, renderRetentionSpec, RetentionContext } from './private/lifecycle';
 import { acknowledgeWorkerWildcards, acknowledgeWorkflowWildcards, describeActions, WorkerLifecycle } from './private/nag-acknowledgements';
 import { warnIfPolicyTooLarge } from './private/policy-size';
 import {
@@ -27,6 +27,7 @@ import {
   checkLockSpec,
   checkRetentionSpec,
   checkScheduleId,
+  checkVaultShare,
   COPY_TAGS_FROM_VOLUME,
   CopyRuleSpec,
   DEFAULT_CREATE_SNAPSHOTS_PER_SECOND,
@@ -42,17 +43,18 @@ import {
   show,
   SnapshotLockSpec,
   SnapshotRunRequest,
+  VaultShareSpec,
 } from './private/request-contract';
 import { buildRunDefinition } from './private/run-workflow';
 import { SharedResources, WORKER_TIMEOUT } from './private/shared-resources';
 import { checkDimensionValue, hasCopies, LOCATION_VALUES, validateProps } from './private/validate-props';
+import { WORKER_ARCHITECTURE, WORKER_ASSET_DIR, WORKER_RUNTIME, WORKER_SERVICE_NAME } from './private/worker-code';
 import { Retention } from './retention';
 import { SnapshotCopyRule } from './snapshot-copy';
 import { SnapshotLocation } from './snapshot-location';
 import { SnapshotLock } from './snapshot-lock';
-
-/** Where the build puts the esbuild bundle of lambda/worker.ts (the same from src/ and lib/). */
-const WORKER_ASSET_DIR = path.join(__dirname, '..', 'assets', 'lambda', 'worker');
+import { SnapshotVault } from './snapshot-vault';
+import { VaultShare } from './vault-share';
 
 /** The execution statuses of a run that did not succeed (Step Functions' execution status change events). */
 const RUN_FAILED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
@@ -363,6 +365,23 @@ export interface InstanceSnapshotScheduleProps {
   readonly copies?: SnapshotCopyRule[];
 
   /**
+   * Share every completed snapshot set with an isolated vault account, which copies it
+   * (`SnapshotVault`, deployed in that account and Region).
+   *
+   * Each run shares the sets that are completed and not shared yet (EC2 `ModifySnapshotAttribute`:
+   * a `createVolumePermission` for the vault account on each snapshot) and sends one event per set
+   * to the vault's event bus with the set's identity (tags are not shared). The vault copies the
+   * snapshots into its own account, where this account has no permission at all. Snapshots
+   * encrypted with the AWS managed key `aws/ebs` cannot be shared (EC2 refuses): they are reported
+   * as share failures (`ShareFailures`), which the instances-failed alarm watches. A customer managed
+   * key's policy must let the vault account use the key. A dry run shares nothing.
+   *
+   * @see https://docs.aws.amazon.com/ebs/latest/userguide/ebs-modifying-snapshot-permissions.html
+   * @default - no sharing
+   */
+  readonly vault?: VaultShare;
+
+  /**
    * The schedule's identity: the value of its snapshots' `cdk-instance-snapshots:schedule` tag, the
    * key of its occurrence locks, its metrics' `Schedule` dimension and the value of its worker's
    * IAM conditions.
@@ -606,6 +625,7 @@ export class InstanceSnapshotSchedule extends Construct {
     const retention = this.renderRetention(props, retentionContext);
     const copies = hasCopies(props) ? this.renderCopies(props, retentionContext) : undefined;
     const lock = props.lock?._render();
+    const vault = this.renderVault(props.vault);
     const lockProblems = lock ? checkLockSpec(lock) : [];
     if (lockProblems.length > 0) throw new Error(lockProblems.map((p) => p.message).join('\n'));
     this.annotateLifecycle(scheduleExpression, retention, lock);
@@ -635,6 +655,7 @@ export class InstanceSnapshotSchedule extends Construct {
       retention,
       deleteSnapshotsPerSecond: retention ? props.deleteSnapshotsPerSecond ?? DEFAULT_DELETE_SNAPSHOTS_PER_SECOND : undefined,
       copies,
+      vault,
     };
     // Text, not an object, in the definition: a tag key ending in ".$" stays a tag key.
     const requestJson = stack.toJsonString(request);
@@ -644,13 +665,19 @@ export class InstanceSnapshotSchedule extends Construct {
     const lifecycle: WorkerLifecycle = {
       prunes: retention !== undefined,
       locks: lock !== undefined,
+      shares: vault !== undefined,
       ...(copies ? { copyRegions: copies.map((c) => c.region), prunedCopyRegions: copies.filter((c) => c.retention).map((c) => c.region) } : {}),
     };
     const workerRole = new InlinePolicyRole(this, 'WorkerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `cdk-instance-snapshots: the worker of ${this.scheduleId}`.slice(0, 1000),
       policyName: 'Snapshots',
-      statements: [...this.workerStatements(props, lifecycle), ...copyKeyStatements(copies ?? []), ...this.notificationStatements()],
+      statements: [
+        ...this.workerStatements(props, lifecycle),
+        ...copyKeyStatements(copies ?? []),
+        ...(vault ? vaultShareStatements(stack, this.scheduleId, vault) : []),
+        ...this.notificationStatements(),
+      ],
     });
     this.workerRole = workerRole;
     acknowledgeWorkerWildcards(this.workerRole, lifecycle);
@@ -658,8 +685,8 @@ export class InstanceSnapshotSchedule extends Construct {
     const logLevel = props.logLevel ?? LogLevel.INFO;
     this.worker = new lambda.Function(this, 'Worker', {
       description: 'cdk-instance-snapshots: the worker of a snapshot schedule (crash-consistent EBS snapshot sets)',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      runtime: WORKER_RUNTIME,
+      architecture: WORKER_ARCHITECTURE,
       handler: 'index.handler',
       code: lambda.Code.fromAsset(WORKER_ASSET_DIR),
       role: this.workerRole,
@@ -670,9 +697,9 @@ export class InstanceSnapshotSchedule extends Construct {
       // A step starts no new instance after 10 minutes and settles the rest within Lambda's limit.
       timeout: WORKER_TIMEOUT,
       // The prune and copy steps hold the listing of the schedule's snapshots (and of their copies).
-      memorySize: retention || copies ? 1024 : 512,
+      memorySize: retention || copies || vault ? 1024 : 512,
       environment: {
-        POWERTOOLS_SERVICE_NAME: 'cdk-instance-snapshots',
+        POWERTOOLS_SERVICE_NAME: WORKER_SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         POWERTOOLS_LOG_LEVEL: logLevel,
         [SCHEDULE_ID_ENV]: this.scheduleId,
@@ -696,7 +723,8 @@ export class InstanceSnapshotSchedule extends Construct {
         worker: this.worker,
         lockTable: this.lockTable,
         requestJson,
-        copies: copies !== undefined,
+        // Sharing waits for sets to complete like copies do: the same wait state.
+        copies: copies !== undefined || vault !== undefined,
       })),
       timeout: Duration.hours(24),
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
@@ -787,7 +815,7 @@ export class InstanceSnapshotSchedule extends Construct {
     if (alarmsOn) {
       shared.allowAlarmsToPublish(this.notificationTopic);
       const notify = new cwActions.SnsAction(this.notificationTopic);
-      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify, lifecycle, copies);
+      this.instancesFailedAlarm = this.createInstancesFailedAlarm(notify, lifecycle, copies, vault !== undefined);
       this.heartbeatAlarm = this.createHeartbeatAlarm(props, scheduleExpression, notify);
       if (!props.deadLetterQueue) {
         this.deadLetterQueueAlarm = shared.deadLetterQueueAlarmFor(this.notificationTopic);
@@ -799,7 +827,7 @@ export class InstanceSnapshotSchedule extends Construct {
     }
 
     if (props.dashboard) {
-      this.dashboard = this.createDashboard(retention !== undefined, copies !== undefined);
+      this.dashboard = this.createDashboard(retention !== undefined, copies !== undefined, vault !== undefined);
     }
 
     warnIfPolicyTooLarge(this, 'WorkerRole', [workerRole.document]);
@@ -990,6 +1018,52 @@ export class InstanceSnapshotSchedule extends Construct {
     return this.metric(METRICS.copiesOverdue, props);
   }
 
+  /**
+   * Snapshot sets a run shared with the vault account and announced on its bus (`vault`).
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricSetsShared(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.setsShared, props);
+  }
+
+  /**
+   * Snapshot sets a run could not share with the vault account or announce on its bus (`vault`):
+   * a snapshot encrypted with the AWS managed key, a key or bus policy that refuses, throttling. The
+   * next run tries again.
+   *
+   * A sum over 5 minutes by default.
+   */
+  public metricShareFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(METRICS.shareFailures, props);
+  }
+
+  /**
+   * The vault share rendered for the request (validateProps checked the props): the account, and
+   * the bus given or the vault's default bus in that account and the stack's Region. Checked by the
+   * contract's own check when both are written out.
+   */
+  private renderVault(vault: VaultShare | undefined): VaultShareSpec | undefined {
+    if (vault === undefined) return undefined;
+    const stack = Stack.of(this);
+    // A literal partition when the Region is known, so that the request stays plain text (and hashed).
+    const partition = Token.isUnresolved(stack.region) ? undefined : RegionInfo.get(stack.region).partition;
+    const eventBusArn = vault.eventBusArn ?? stack.formatArn({
+      partition,
+      service: 'events',
+      account: vault.account,
+      resource: 'event-bus',
+      resourceName: SnapshotVault.DEFAULT_EVENT_BUS_NAME,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+    const spec: VaultShareSpec = { account: vault.account, eventBusArn };
+    if (!Token.isUnresolved(spec.account) && !Token.isUnresolved(spec.eventBusArn)) {
+      const problems = checkVaultShare(spec);
+      if (problems.length > 0) throw new Error(problems.map((p) => p.message).join('\n'));
+    }
+    return spec;
+  }
+
   /** The retention rules rendered for the request: the rules, the schedule's time zone and the gone-instance period. */
   private renderRetention(props: InstanceSnapshotScheduleProps, context: RetentionContext): RetentionSpec | undefined {
     if (!props.retention) return undefined;
@@ -1057,6 +1131,7 @@ export class InstanceSnapshotSchedule extends Construct {
     notify: cloudwatch.IAlarmAction,
     lifecycle: WorkerLifecycle,
     copies: CopyRuleSpec[] | undefined,
+    shares: boolean,
   ): cloudwatch.Alarm {
     const period = Duration.hours(1);
     // Only what the schedule can emit (every metric costs template bytes, 40 schedules a stack);
@@ -1067,8 +1142,10 @@ export class InstanceSnapshotSchedule extends Construct {
       ...(lifecycle.locks ? { locksFailed: this.metricSnapshotLocksFailed({ period }) } : {}),
       ...(copies ? { copyFailures: this.metricCopyFailures({ period }) } : {}),
       ...(overdue ? { copiesOverdue: this.metricCopiesOverdue({ period }) } : {}),
+      ...(shares ? { shareFailures: this.metricShareFailures({ period }) } : {}),
     };
-    const copyFailures = copies ? `, could not copy sets to other Regions${overdue ? ' or copy them in time' : ''}` : '';
+    const copyFailures = (copies ? `, could not copy sets to other Regions${overdue ? ' or copy them in time' : ''}` : '')
+      + (shares ? ', could not share sets with the vault account' : '');
     const alarm = new cloudwatch.Alarm(this, 'InstancesFailedAlarm', {
       alarmDescription: `cdk-instance-snapshots: a run left instances without a snapshot set${lifecycle.locks ? ', could not lock new sets' : ''}${copyFailures}`
         + `${lifecycle.prunes ? ', or could not delete sets retention no longer keeps' : ''}. Its summary log line names them and why: `
@@ -1130,7 +1207,7 @@ export class InstanceSnapshotSchedule extends Construct {
     return alarm;
   }
 
-  private createDashboard(withRetention: boolean, withCopies: boolean): cloudwatch.Dashboard {
+  private createDashboard(withRetention: boolean, withCopies: boolean, withVault: boolean): cloudwatch.Dashboard {
     const period = Duration.hours(1);
     const alarms = [this.instancesFailedAlarm, this.heartbeatAlarm, this.deadLetterQueueAlarm].filter((a): a is cloudwatch.Alarm => a !== undefined);
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
@@ -1197,6 +1274,16 @@ export class InstanceSnapshotSchedule extends Construct {
           this.metricCopiesOverdue({ period, label: 'Copies overdue' }),
         ],
         right: [this.metricSnapshotsCopied({ period, label: 'Snapshots copied' })],
+      }));
+    }
+    if (withVault) {
+      dashboard.addWidgets(new cloudwatch.GraphWidget({
+        title: 'Shared with the vault account (sets per run)',
+        width: 24,
+        left: [
+          this.metricSetsShared({ period, label: 'Sets shared' }),
+          this.metricShareFailures({ period, label: 'Sets not shared' }),
+        ],
       }));
     }
     return dashboard;
@@ -1336,8 +1423,25 @@ function copyKeyStatements(copies: CopyRuleSpec[]): iam.PolicyStatement[] {
   ];
 }
 
-/** The gone-instance period when `goneInstanceRetention` is not given. */
-const DEFAULT_GONE_INSTANCE_RETENTION = Duration.days(90);
+/**
+ * Sharing with the vault: `ModifySnapshotAttribute` on this schedule's snapshots only (by their
+ * schedule tag), and only to add the vault account (`ec2:Add/userId`); events on the vault's bus only.
+ */
+function vaultShareStatements(stack: Stack, scheduleId: string, vault: VaultShareSpec): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'ShareSnapshotsWithTheVault',
+      actions: ['ec2:ModifySnapshotAttribute'],
+      resources: [stack.formatArn({ service: 'ec2', account: '', resource: 'snapshot', resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME })],
+      conditions: { StringEquals: { [`aws:ResourceTag/${SCHEDULE_TAG}`]: scheduleId, 'ec2:Add/userId': vault.account } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'AnnounceSharedSetsToTheVault',
+      actions: ['events:PutEvents'],
+      resources: [vault.eventBusArn],
+    }),
+  ];
+}
 
 /** The schedule ids claimed in each app, by account/Region: value -> the path of the construct that has it. */
 const CLAIMED_SCHEDULE_IDS = new WeakMap<IConstruct, Map<string, string>>();

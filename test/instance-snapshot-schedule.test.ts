@@ -349,6 +349,7 @@ describe('workflow (state machine)', () => {
           retention: { count: 7, daily: 14, weekly: 8, monthly: 12, timeZone: 'Europe/Berlin', goneInstanceSeconds: 30 * 86_400 },
         },
       ],
+      vault: { account: '999988887777', eventBusArn: 'arn:aws:events:eu-central-1:999988887777:event-bus/snapshot-vault' },
     });
   });
 

@@ -17,7 +17,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
-import { InstanceSnapshotSchedule } from '../src';
+import { InstanceSnapshotSchedule, Retention, SnapshotLock, SnapshotVault } from '../src';
 import { fullProps } from './support/full-props';
 
 const STACK = 'NagStack';
@@ -40,8 +40,9 @@ interface ForcedFinding extends Finding {
 
 const DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
 /**
- * The fully configured schedule also prunes (retention), locks and copies to eu-west-1 and us-east-1 (each with a retention): more
- * describe actions, DeleteSnapshot, LockSnapshot and CopySnapshot on snapshot/*, and snapshot/* in each destination Region.
+ * The fully configured schedule also prunes (retention), locks, copies to eu-west-1 and us-east-1 (each with a retention) and shares
+ * with a vault account: more describe actions, DeleteSnapshot, LockSnapshot, CopySnapshot and ModifySnapshotAttribute on snapshot/*,
+ * and snapshot/* in each destination Region.
  */
 const LIFECYCLE_DESCRIBE_REASON = 'ec2:DescribeInstances, ec2:DescribeSnapshots, ec2:DescribeVolumes, ec2:DescribeImages and ec2:DescribeLockedSnapshots support no '
   + 'resource-level permissions (EC2 has no resource type for them): "*" is the only resource IAM accepts.';
@@ -78,7 +79,10 @@ function forcedFindings(schedule: string, region: string, account: string, lifec
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}::snapshot/*]`,
       path: `${workerRole}/Resource`,
       acknowledgedOn: workerRole,
-      reason: lifecycle ? `${SNAPSHOT_REASON}, and DeleteSnapshot, LockSnapshot and CopySnapshot by aws:ResourceTag (this schedule's tag).` : `${SNAPSHOT_REASON}.`,
+      reason: lifecycle
+        ? `${SNAPSHOT_REASON}, and DeleteSnapshot, LockSnapshot and CopySnapshot by aws:ResourceTag (this schedule's tag); `
+          + 'ModifySnapshotAttribute by aws:ResourceTag (this schedule\'s tag) and ec2:Add/userId (the vault account only).'
+        : `${SNAPSHOT_REASON}.`,
     },
     ...(lifecycle ? ['eu-west-1', 'us-east-1'] : []).map((destination) => ({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${destination}::snapshot/*]`,
@@ -259,5 +263,47 @@ describe('what the construct creates', () => {
       `${STACK}/SnapshotAlerts/Resource`,
       `${STACK}/SnapshotAlerts/Policy/Resource`,
     ]);
+  });
+});
+
+describe.each(ENVIRONMENTS)('AwsSolutions pack over a snapshot vault in %s', (_name, stackProps, region) => {
+  const VAULT = 'Vault';
+  const vaultPath = `${STACK}/${VAULT}`;
+  const addVault = (stack: Stack) => new SnapshotVault(stack, VAULT, {
+    sourceAccounts: ['111122223333', '444455556666'],
+    retention: Retention.count(30),
+    lock: SnapshotLock.governance(Duration.days(7)),
+    kmsKey: new kms.Key(stack, 'VaultKey', { enableKeyRotation: true }),
+    sourceKmsKeyArns: ['arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'],
+  });
+  /** The wildcards the vault cannot avoid: EC2's describe calls and snapshot ids, Lambda versions in the LambdaInvoke target, and SQS3. */
+  const forced = (workerSnapshotArn: string): Finding[] => [
+    { id: 'AwsSolutions-IAM5[Resource::*]', path: `${vaultPath}/WorkerRole/Resource` },
+    { id: `AwsSolutions-IAM5[Resource::${workerSnapshotArn}]`, path: `${vaultPath}/WorkerRole/Resource` },
+    { id: expect.stringMatching(/^AwsSolutions-IAM5\[Resource::<VaultWorker[0-9A-F]+\.Arn>:\*\]$/), path: `${vaultPath}/PruneSchedulerRole/Resource` },
+    { id: 'AwsSolutions-SQS3', path: `${vaultPath}/DeadLetterQueue/Resource` },
+  ];
+
+  test('GIVEN a vault with every option WHEN nag runs THEN it finds nothing', () => {
+    const app = newApp();
+    addVault(new Stack(app, STACK, stackProps));
+    expect(nagFindings(app)).toEqual([]);
+  });
+
+  test('GIVEN the construct\'s acknowledgements switched off WHEN nag runs THEN it finds exactly the forced wildcards, each acknowledged with a reason', () => {
+    const app = newApp();
+    const stack = new Stack(app, STACK, stackProps);
+    jest.spyOn(Validations.prototype, 'acknowledge').mockImplementation(() => undefined);
+    addVault(stack);
+    jest.restoreAllMocks();
+
+    const findings = nagFindings(app);
+    const expected = forced(`arn:<AWS::Partition>:ec2:${region}::snapshot/*`);
+    expect(findings).toHaveLength(expected.length);
+    expect(findings).toEqual(expect.arrayContaining(expected));
+
+    const acknowledged = acknowledgementsUnder(addVault(new Stack(newApp(), STACK, stackProps)));
+    expect(acknowledged.map((a) => ({ id: a.id, path: `${a.acknowledgedOn}/Resource` })).sort(byIdAndPath)).toEqual(findings);
+    expect(acknowledged.every((a) => a.reason.length > 40)).toBe(true);
   });
 });

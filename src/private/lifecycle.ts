@@ -17,6 +17,9 @@ export const RETENTION_RULE_FIELDS = ['count', 'maxAgeSeconds', ...CALENDAR_FIEL
 
 export { MAX_LIFECYCLE_SECONDS };
 
+/** The gone-instance period when `goneInstanceRetention` is not given (a schedule's and a vault's). */
+export const DEFAULT_GONE_INSTANCE_RETENTION = Duration.days(90);
+
 /** What an error message shows of a duration: its human form, or that it is a token. */
 export function showDuration(value: unknown): string {
   if (!isDuration(value)) return show(value);

@@ -14,6 +14,8 @@ export interface WorkerLifecycle {
   readonly prunes: boolean;
   /** Locks: `ec2:LockSnapshot`, `ec2:DescribeLockedSnapshots`. */
   readonly locks: boolean;
+  /** Sharing with a vault account: `ec2:ModifySnapshotAttribute` (and `events:PutEvents` on its bus). */
+  readonly shares?: boolean;
   /** Copies: the destination Regions (`ec2:CopySnapshot` and `ec2:CreateTags` on their snapshots). */
   readonly copyRegions?: readonly string[];
   /**
@@ -46,7 +48,8 @@ function snapshotReason(lifecycle: WorkerLifecycle): string {
     ...((lifecycle.copyRegions ?? []).length > 0 ? ['CopySnapshot'] : []),
   ];
   return 'Snapshot ids do not exist before CreateSnapshots creates them; the statements are limited by aws:RequestTag (this schedule\'s tag) and ec2:CreateAction conditions'
-    + (later.length > 0 ? `, and ${inWords(later)} by aws:ResourceTag (this schedule's tag).` : '.');
+    + (later.length > 0 ? `, and ${inWords(later)} by aws:ResourceTag (this schedule's tag)` : '')
+    + (lifecycle.shares ? `${later.length > 0 ? ';' : ','} ModifySnapshotAttribute by aws:ResourceTag (this schedule's tag) and ec2:Add/userId (the vault account only).` : '.');
 }
 
 /** Why the worker may act on every snapshot in a destination Region. */
@@ -85,6 +88,52 @@ export function acknowledgeWorkerWildcards(role: iam.Role, lifecycle: WorkerLife
   }
 }
 
+/** What a vault's worker does besides copying: each adds actions to its role. */
+export interface VaultWorkerLifecycle {
+  /** Retention: `ec2:DeleteSnapshot`. */
+  readonly prunes: boolean;
+  /** Locks: `ec2:LockSnapshot`. */
+  readonly locks: boolean;
+}
+
+/** The vault worker's describe actions, which take no resource ARN. */
+export const VAULT_DESCRIBE_ACTIONS = ['ec2:DescribeSnapshots', 'ec2:DescribeLockedSnapshots', 'ec2:DescribeImages'];
+
+/**
+ * A vault's worker role: `ec2:Describe*` take no resource ARN; the shared snapshots and their copies
+ * have ids unknown at deploy time (`snapshot/*` under conditions).
+ */
+export function acknowledgeVaultWorkerWildcards(role: iam.Role, lifecycle: VaultWorkerLifecycle): void {
+  const stack = Stack.of(role);
+  const actions = VAULT_DESCRIBE_ACTIONS;
+  Validations.of(role).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: `${actions.slice(0, -1).join(', ')} and ${actions[actions.length - 1]} support no resource-level permissions (EC2 has no resource type for them): `
+      + '"*" is the only resource IAM accepts.',
+  });
+  const later = [...(lifecycle.prunes ? ['DeleteSnapshot'] : []), ...(lifecycle.locks ? ['LockSnapshot'] : [])];
+  const arn = stack.formatArn({ service: 'ec2', account: '', resource: 'snapshot', resourceName: '*', arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(arn))}]`,
+    reason: 'The shared snapshots and their copies have ids unknown at deploy time (snapshot ARNs have no account field); CopySnapshot is limited by '
+      + 'aws:RequestTag (the vault\'s tag on every copy) and CreateTags by ec2:CreateAction (CopySnapshot)'
+      + (later.length > 0 ? `, and ${inWords(later)} by aws:ResourceTag (the vault's tag).` : '.'),
+  });
+}
+
+/**
+ * A role that EventBridge Scheduler's `LambdaInvoke` target was given: aws-cdk-lib's `grantInvoke`
+ * adds the function's versions and aliases (`<arn>:*`) to its unqualified ARN.
+ */
+export function acknowledgeInvokeWildcard(role: iam.Role, functionArn: string): void {
+  const stack = Stack.of(role);
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagFlatten(stack.resolve(functionArn))}:*]`,
+    reason: 'aws-cdk-lib\'s LambdaInvoke target grants lambda:InvokeFunction on the function\'s versions and aliases too (<arn>:*): '
+      + 'the schedule invokes the unqualified function only, and the function has no version or alias.',
+  });
+}
+
 /**
  * The workflow's role (its inline policy): X-Ray's `PutTraceSegments`/`PutTelemetryRecords`/sampling calls and
  * CloudWatch Logs' log-delivery calls (which Step Functions logging needs) take no resource ARN.
@@ -105,5 +154,7 @@ function nagFlatten(value: unknown): string {
   const v = value as { 'Fn::Join'?: [string, unknown[]]; 'Ref'?: string };
   if (v?.['Fn::Join']) return v['Fn::Join'][1].map(nagFlatten).join(v['Fn::Join'][0]);
   if (v?.Ref) return `<${v.Ref}>`;
+  const getAtt = (value as { 'Fn::GetAtt'?: [string, string] })?.['Fn::GetAtt'];
+  if (getAtt) return `<${getAtt[0]}.${getAtt[1]}>`;
   return JSON.stringify(value);
 }

@@ -42,12 +42,17 @@ function measure(value: unknown): number {
  * Warns at synth time when a role's inline policies may exceed IAM's limit once deployed
  * (computed from the documents, tokens counted at their longest), and fails when they surely do.
  */
-export function warnIfPolicyTooLarge(scope: Construct, roleName: string, documents: iam.PolicyDocument[]): number {
+export function warnIfPolicyTooLarge(
+  scope: Construct,
+  roleName: string,
+  documents: iam.PolicyDocument[],
+  remedy = 'fewer instanceTags values or a shorter scheduleId (by default the construct path) keep it deployable',
+): number {
   const size = policySizeUpperBound(scope, documents);
   if (size > ROLE_INLINE_POLICY_LIMIT) {
     Annotations.of(scope).addWarningV2('cdk-instance-snapshots:policyTooLarge',
       `the inline policy of ${roleName} may reach ${size} characters once deployed, and IAM allows ${ROLE_INLINE_POLICY_LIMIT} per role: `
-      + 'fewer instanceTags values or a shorter scheduleId (by default the construct path) keep it deployable');
+      + remedy);
   }
   return size;
 }

@@ -160,6 +160,7 @@ export function validateProps(scope: Construct, props: InstanceSnapshotScheduleP
   }
   violations.push(...lifecycleViolations(props));
   violations.push(...copyViolations(scope, props.copies));
+  violations.push(...vaultViolations(scope, props.vault));
   if (props.notificationTopic?.fifo) {
     violations.push({
       prop: 'notificationTopic',
@@ -381,4 +382,51 @@ function completionDurationViolations(at: string, duration: unknown): ContractVi
     return [{ prop: 'copies', message: `${at}.completionDuration must be ${range}, got: ${showDuration(duration)}` }];
   }
   return [];
+}
+
+/** Every field of a `VaultShare`. */
+const VAULT_SHARE_PROPS = ['account', 'eventBusArn'];
+/** An AWS account id. */
+export const ACCOUNT_ID = /^\d{12}$/;
+/** An EventBridge event bus ARN: partition, Region, account, name. */
+const EVENT_BUS_ARN = /^arn:(aws[a-z-]*):events:([a-z0-9-]*):([^:]*):event-bus\/[A-Za-z0-9._\-/]+$/;
+
+/**
+ * Checks the vault share as the construct takes it: a 12-digit account that is not the stack's own,
+ * and a bus ARN of that account in the stack's Region. Values that are tokens are skipped (the
+ * worker checks the rendered request on every run).
+ */
+export function vaultViolations(scope: Construct, vault: unknown): ContractViolation[] {
+  const prop = 'vault';
+  if (vault === undefined) return [];
+  if (typeof vault !== 'object' || vault === null || Array.isArray(vault) || Token.isUnresolved(vault)) {
+    return [{ prop, message: `vault must be a VaultShare like { account: "111122223333" }, got: ${show(vault)}` }];
+  }
+  const v = vault as Record<string, unknown>;
+  const out: ContractViolation[] = [];
+  const unknownFields = Object.keys(v).filter((k) => !VAULT_SHARE_PROPS.includes(k));
+  if (unknownFields.length > 0) out.push({ prop, message: `vault has fields no VaultShare has, got: ${show(unknownFields)}` });
+  const stack = Stack.of(scope);
+  const account = v.account;
+  const accountKnown = typeof account === 'string' && !Token.isUnresolved(account);
+  if (accountKnown && !ACCOUNT_ID.test(account)) {
+    out.push({ prop, message: `vault.account must be a 12-digit account id, got: ${show(account)}` });
+  } else if (accountKnown && !Token.isUnresolved(stack.account) && account === stack.account) {
+    out.push({ prop, message: `vault.account must be another account than the stack's own (a vault in the same account protects nothing), got: ${show(account)}` });
+  } else if (account === undefined || (typeof account !== 'string')) {
+    out.push({ prop, message: `vault.account must be a 12-digit account id (required), got: ${show(account)}` });
+  }
+  const bus = v.eventBusArn;
+  if (bus !== undefined && !(typeof bus === 'string' && Token.isUnresolved(bus))) {
+    const match = typeof bus === 'string' ? EVENT_BUS_ARN.exec(bus) : null;
+    const region = stack.region;
+    if (!match) {
+      out.push({ prop, message: `vault.eventBusArn must be an event bus ARN like "arn:aws:events:eu-central-1:111122223333:event-bus/cdk-instance-snapshots-vault", got: ${show(bus)}` });
+    } else if (accountKnown && match[3] !== account) {
+      out.push({ prop, message: `vault.eventBusArn must be a bus of the vault account ${show(account)}, got: ${show(bus)}` });
+    } else if (!Token.isUnresolved(region) && match[2] !== region) {
+      out.push({ prop, message: `vault.eventBusArn must be a bus in the stack's Region ${show(region)} (snapshots are shared within their Region), got: ${show(bus)}` });
+    }
+  }
+  return out;
 }

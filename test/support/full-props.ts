@@ -50,6 +50,8 @@ export const FULL_PROPS = {
     },
     { region: 'us-east-1' },
   ],
+  // Another account than the stacks' of the tests (123456789012), with a bus of its own.
+  vault: { account: '999988887777', eventBusArn: 'arn:aws:events:eu-central-1:999988887777:event-bus/snapshot-vault' },
   scheduleId: 'backups/nightly-prod',
 } satisfies InstanceSnapshotScheduleProps;
 

@@ -5,6 +5,7 @@
  * real EC2 clients pointed at the EC2 simulator; its DynamoDB tasks run against an in-memory table
  * that evaluates the definition's own condition expression.
  */
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { App, Stack } from 'aws-cdk-lib';
@@ -154,6 +155,8 @@ export interface WorkflowHarnessOptions {
   readonly retryPassWaitMs: number;
   /** Between copy steps (default: retryPassWaitMs). */
   readonly copyWaitMs?: number;
+  /** The client of a vault's event bus (a test mocks it). */
+  readonly eventBridge?: EventBridgeClient;
   readonly clients?: Ec2ClientsOptions;
   /** Worker environment (e.g. REQUEST_SHA256); default: the synthesized one. */
   readonly workerEnv?: Record<string, string>;
@@ -206,6 +209,7 @@ export class WorkflowHarness {
       env: this.options.workerEnv ?? this.workflow.workerEnvironment,
       logger,
       metrics: this.metrics,
+      ...(this.options.eventBridge ? { createEventBridgeClient: () => this.options.eventBridge! } : {}),
       createClients: (clientOptions) => {
         const built = createEc2Clients({
           throttleBackoffBaseMs: 2,
