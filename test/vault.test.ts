@@ -35,7 +35,9 @@ afterEach(async () => {
 const INSTANCES = fleet(2, { volumes: 2 });
 
 async function setUp(): Promise<FaultHarness> {
-  faults = await new FaultHarness({ instances: INSTANCES, region: REGION, accountId: SOURCE_ACCOUNT, accounts: { [VAULT_KEY.accessKeyId]: VAULT_ACCOUNT } }).start();
+  faults = await new FaultHarness({
+    instances: INSTANCES, region: REGION, accountId: SOURCE_ACCOUNT, accounts: { [VAULT_KEY.accessKeyId]: VAULT_ACCOUNT },
+  }).start();
   return faults;
 }
 
@@ -44,7 +46,10 @@ async function sharedSet(h: FaultHarness, instanceId: string, days = 0, share = 
   const instance = INSTANCES.find((i) => i.instanceId === instanceId)!;
   const time = new Date(Date.parse(SCHEDULED_TIME) - days * DAY).toISOString().replace('.000Z', 'Z');
   const seeded = h.sim.seedSnapshots(instance.volumeIds.map((volumeId) => ({
-    volumeId, instanceId, state: 'completed' as const, startTimeMs: Date.parse(time) + 1_000,
+    volumeId,
+    instanceId,
+    state: 'completed' as const,
+    startTimeMs: Date.parse(time) + 1_000,
     tags: { [SCHEDULE_TAG]: 'Source/Nightly', [SCHEDULED_TIME_TAG]: time, [INSTANCE_ID_TAG]: instanceId },
   })));
   if (share) {
@@ -59,7 +64,10 @@ async function sharedSet(h: FaultHarness, instanceId: string, days = 0, share = 
     'account': SOURCE_ACCOUNT,
     'region': REGION,
     'detail': {
-      version: 1, scheduleId: 'Source/Nightly', scheduledTime: time, instanceId,
+      version: 1,
+      scheduleId: 'Source/Nightly',
+      scheduledTime: time,
+      instanceId,
       snapshots: seeded.map((s) => ({ snapshotId: s.snapshotId, volumeId: s.volumeId })),
     },
   };
@@ -68,7 +76,14 @@ async function sharedSet(h: FaultHarness, instanceId: string, days = 0, share = 
 
 function vaultEnv(h: FaultHarness, nowMs?: number): VaultEnvironment & { log: CapturedLog } {
   const c = h.clientsFor({ config: { credentials: VAULT_KEY } });
-  return { ec2: c.ec2, ec2Copy: c.ec2Create, ec2Delete: c.ec2Delete, log: new CapturedLog(), count: () => undefined, ...(nowMs ? { now: () => nowMs } : {}) };
+  return {
+    ec2: c.ec2,
+    ec2Copy: c.ec2Create,
+    ec2Delete: c.ec2Delete,
+    log: new CapturedLog(),
+    count: () => undefined,
+    ...(nowMs ? { now: () => nowMs } : {}),
+  };
 }
 
 const vaultCopies = (h: FaultHarness) => h.sim.snapshotsOf(VAULT_ACCOUNT, REGION);
@@ -84,8 +99,11 @@ test('GIVEN a set shared by a source account WHEN its event arrives THEN the vau
   expect(copies.map((c) => c.tags[SOURCE_SNAPSHOT_TAG]).sort()).toEqual(seeded.map((s) => s.snapshotId).sort());
   for (const c of copies) {
     expect(c.tags).toMatchObject({
-      [SCHEDULE_TAG]: VAULT.vaultId, [SCHEDULED_TIME_TAG]: SCHEDULED_TIME, [INSTANCE_ID_TAG]: INSTANCES[0].instanceId,
-      [SOURCE_ACCOUNT_TAG]: SOURCE_ACCOUNT, [SOURCE_SCHEDULE_TAG]: 'Source/Nightly',
+      [SCHEDULE_TAG]: VAULT.vaultId,
+      [SCHEDULED_TIME_TAG]: SCHEDULED_TIME,
+      [INSTANCE_ID_TAG]: INSTANCES[0].instanceId,
+      [SOURCE_ACCOUNT_TAG]: SOURCE_ACCOUNT,
+      [SOURCE_SCHEDULE_TAG]: 'Source/Nightly',
     });
   }
   // The source account's own snapshots are untouched.

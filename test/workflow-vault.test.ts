@@ -8,9 +8,8 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { copySharedSet, SharedSetEvent } from '../lambda/vault';
-import { FAST_SETTINGS, FaultHarness, fleet } from './support/fault-harness';
+import { CapturedLog, FAST_SETTINGS, FaultHarness, fleet } from './support/fault-harness';
 import { synthesizeWorkflow, WorkflowHarness, WorkflowHarnessOptions } from './support/workflow-harness';
-import { CapturedLog } from './support/fault-harness';
 import { INSTANCE_ID_TAG, SCHEDULED_TIME_TAG, SOURCE_ACCOUNT_TAG, SOURCE_SNAPSHOT_TAG, VaultRequest } from '../src/private/request-contract';
 
 jest.setTimeout(30_000);

@@ -5,9 +5,9 @@
  * real EC2 clients pointed at the EC2 simulator; its DynamoDB tasks run against an in-memory table
  * that evaluates the definition's own condition expression.
  */
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { App, Stack } from 'aws-cdk-lib';
 import type { StateMachine as LocalStateMachine } from 'aws-local-stepfunctions' with { 'resolution-mode': 'import' };
 import { CapturedLog, FaultHarness, NO_WAIT_BACKOFF, REGION, CREDENTIALS } from './fault-harness';
