@@ -33,7 +33,7 @@ import {
   VAULT_REQUEST_ENV,
   VaultRequest,
 } from './private/request-contract';
-import { describeTopic } from './private/shared-resources';
+import { allowAlarmsToPublish, describeTopic } from './private/shared-resources';
 import { ACCOUNT_ID, checkDimensionValue } from './private/validate-props';
 import { WORKER_ARCHITECTURE, WORKER_ASSET_DIR, WORKER_RUNTIME, WORKER_SERVICE_NAME } from './private/worker-code';
 import { Retention } from './retention';
@@ -617,28 +617,6 @@ function acknowledgeDeadLetterQueue(queue: sqs.Queue): void {
     reason: 'This queue is the dead-letter queue of the vault\'s EventBridge rule target, its worker\'s asynchronous invocations (on-failure destination) '
       + 'and its prune schedule, which cdk-nag does not recognize as one; a dead-letter queue has none of its own.',
   });
-}
-
-/** Lets this account's CloudWatch alarms publish to the topic, and use its key (topics and keys defined in the app only). */
-function allowAlarmsToPublish(topic: sns.ITopic): void {
-  const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
-  topic.addToResourcePolicy(new iam.PolicyStatement({
-    sid: 'CdkInstanceSnapshotsAlarmsPublish',
-    principals: [cloudWatch],
-    actions: ['sns:Publish'],
-    resources: [topic.topicArn],
-    conditions: {
-      ArnLike: {
-        'aws:SourceArn': Stack.of(topic).formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
-      },
-    },
-  }));
-  topic.masterKey?.addToResourcePolicy(new iam.PolicyStatement({
-    sid: 'CdkInstanceSnapshotsAlarmsUseKey',
-    principals: [cloudWatch],
-    actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-    resources: ['*'],
-  }));
 }
 
 /**

@@ -158,27 +158,35 @@ export class SharedResources extends Construct {
   public allowAlarmsToPublish(topic: sns.ITopic): void {
     if (this.topicsOpenToAlarms.has(topic)) return;
     this.topicsOpenToAlarms.add(topic);
-    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
-    topic.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'CdkInstanceSnapshotsAlarmsPublish',
-      principals: [cloudWatch],
-      actions: ['sns:Publish'],
-      resources: [topic.topicArn],
-      conditions: {
-        ArnLike: {
-          'aws:SourceArn': Stack.of(topic).formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
-        },
-      },
-    }));
-    // No condition: the topic policy above limits which alarms publish, and a key policy is not
-    // documented to receive the alarm's source from SNS.
-    topic.masterKey?.addToResourcePolicy(new iam.PolicyStatement({
-      sid: 'CdkInstanceSnapshotsAlarmsUseKey',
-      principals: [cloudWatch],
-      actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-      resources: ['*'],
-    }));
+    allowAlarmsToPublish(topic);
   }
+}
+
+/**
+ * Lets this account's CloudWatch alarms publish to `topic`, and use its key when it is encrypted
+ * (topics and keys defined in the app only). Once per topic.
+ */
+export function allowAlarmsToPublish(topic: sns.ITopic): void {
+  const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+  topic.addToResourcePolicy(new iam.PolicyStatement({
+    sid: 'CdkInstanceSnapshotsAlarmsPublish',
+    principals: [cloudWatch],
+    actions: ['sns:Publish'],
+    resources: [topic.topicArn],
+    conditions: {
+      ArnLike: {
+        'aws:SourceArn': Stack.of(topic).formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+      },
+    },
+  }));
+  // No condition: the topic policy above limits which alarms publish, and a key policy is not
+  // documented to receive the alarm's source from SNS.
+  topic.masterKey?.addToResourcePolicy(new iam.PolicyStatement({
+    sid: 'CdkInstanceSnapshotsAlarmsUseKey',
+    principals: [cloudWatch],
+    actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+    resources: ['*'],
+  }));
 }
 
 /** A topic as an error message shows it: its ARN, or its construct path when the ARN is a reference. */
