@@ -368,7 +368,7 @@ export interface InstanceSnapshotScheduleProps {
    * Share every completed snapshot set with an isolated vault account, which copies it
    * (`SnapshotVault`, deployed in that account and Region).
    *
-   * Each run shares the sets that are completed and not shared yet (EC2 `ModifySnapshotAttribute`:
+   * Each run shares the sets of its own occurrence once they are completed (EC2 `ModifySnapshotAttribute`:
    * a `createVolumePermission` for the vault account on each snapshot) and sends one event per set
    * to the vault's event bus with the set's identity (tags are not shared). The vault copies the
    * snapshots into its own account, where this account has no permission at all. Snapshots
