@@ -115,16 +115,18 @@ export async function runCopyStep(
 
   // The instances to copy for: those selected now, and those with a set of this occurrence (an
   // instance terminated since the run made its set still gets its copies).
-  const live = new Set((await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!));
-  const ofOccurrence = await listSnapshots(env.ec2, [
+  // Listed only when a Region still has copies to make (a schedule may only share with a vault).
+  const rules = request.copies ?? [];
+  const copying = copy.regions.some((r) => !r.done);
+  const live = new Set(copying ? (await listSelection(env.ec2, request, count)).map((i) => i.InstanceId!) : []);
+  const ofOccurrence = copying ? await listSnapshots(env.ec2, [
     { Name: `tag:${SCHEDULE_TAG}`, Values: [escapeFilterValue(request.scheduleId)] },
     { Name: `tag:${SCHEDULED_TIME_TAG}`, Values: [escapeFilterValue(occurrence.scheduledTime)] },
-  ], count);
+  ], count) : [];
   const instances = [...new Set([...live, ...ofOccurrence.map((s) => s.instanceId).filter((x): x is string => !!x)])].sort();
   const sourceTagsOf = new Map<string, Tag[]>();
   let lastRefusal = '';
 
-  const rules = request.copies ?? [];
   for (let r = 0; r < rules.length && !outOfTime(); r++) {
     const progress = copy.regions[r];
     if (progress.done) continue;

@@ -19,6 +19,7 @@ import { CopyTagsFromSource } from './copy-tags-from-source';
 import { LogLevel } from './log-level';
 import { defaultHeartbeatPeriod, heartbeatPeriods, scheduleInterval } from './private/heartbeat';
 import { InlinePolicyRole } from './private/inline-policy-role';
+import { libraryMetric } from './private/library-metric';
 import { DEFAULT_GONE_INSTANCE_RETENTION, renderCopyRules, renderRetentionSpec, RetentionContext } from './private/lifecycle';
 import { acknowledgeWorkerWildcards, acknowledgeWorkflowWildcards, describeActions, WorkerLifecycle } from './private/nag-acknowledgements';
 import { warnIfPolicyTooLarge } from './private/policy-size';
@@ -843,13 +844,7 @@ export class InstanceSnapshotSchedule extends Construct {
    * @param props period, statistic and the rest
    */
   public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS.namespace,
-      metricName,
-      dimensionsMap: { [METRICS.scheduleDimension]: this.scheduleId },
-      statistic: cloudwatch.Stats.SUM,
-      ...props,
-    }).attachTo(this);
+    return libraryMetric(this, this.scheduleId, metricName, props);
   }
 
   /**

@@ -14,6 +14,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { InlinePolicyRole } from './private/inline-policy-role';
+import { libraryMetric } from './private/library-metric';
 import { DEFAULT_GONE_INSTANCE_RETENTION, isTokenValue, MAX_LIFECYCLE_SECONDS, renderRetentionSpec, showDuration, wholeUnits } from './private/lifecycle';
 import { acknowledgeInvokeWildcard, acknowledgeVaultWorkerWildcards, VAULT_DESCRIBE_ACTIONS } from './private/nag-acknowledgements';
 import { warnIfPolicyTooLarge } from './private/policy-size';
@@ -385,13 +386,7 @@ export class SnapshotVault extends Construct {
    * @param props period, statistic and the rest
    */
   public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS.namespace,
-      metricName,
-      dimensionsMap: { [METRICS.scheduleDimension]: this.vaultId },
-      statistic: cloudwatch.Stats.SUM,
-      ...props,
-    }).attachTo(this);
+    return libraryMetric(this, this.vaultId, metricName, props);
   }
 
   /**

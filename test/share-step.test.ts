@@ -80,6 +80,9 @@ test('GIVEN completed sets WHEN the step shares them THEN each snapshot is share
   expect(cursor.phase).toBe('done');
   expect(cursor.result).toBe('succeeded');
   expect(cursor.summary!.shared).toEqual({ shared: 3, failed: 0, waiting: 0 });
+  // Without copy rules the step lists nothing but the occurrence's sets: no instances, one DescribeSnapshots.
+  expect(h.sim.countCalls('DescribeInstances')).toBe(0);
+  expect(h.sim.countCalls('DescribeSnapshots')).toBe(1);
 });
 
 test('GIVEN sets still pending WHEN the step runs THEN nothing is shared or announced, and the run waits', async () => {
