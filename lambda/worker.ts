@@ -288,12 +288,17 @@ export function makeWorker(deps: WorkerDependencies) {
   }
 
   /** A vault's work: a shared set to copy, or its retention. Metrics by the vault's id. */
-  async function onVault(work: (vault: VaultRequest, env: VaultEnvironment) => Promise<Array<[string, number]>>, context: Pick<Context, 'getRemainingTimeInMillis'>) {
+  async function onVault(
+    work: (vault: VaultRequest, env: VaultEnvironment) => Promise<Array<[string, number]>>,
+    context: Pick<Context, 'getRemainingTimeInMillis'>,
+    onFailure: Array<[string, number]>,
+  ) {
     const vault = vaultRequest();
     logger.appendKeys({ vaultId: vault.vaultId });
     const clients = deps.createClients(clientOptionsFromEnv(deps.env, DEFAULT_CREATE_SNAPSHOTS_PER_SECOND));
     const counts: Record<string, number> = {};
     const publish = (values: Array<[string, number]>) => {
+      if (values.length === 0) return;
       try {
         metrics.addDimension(METRICS.scheduleDimension, vault.vaultId);
         for (const [name, value] of values) metrics.addMetric(name, MetricUnit.Count, value);
@@ -316,7 +321,7 @@ export function makeWorker(deps: WorkerDependencies) {
       return values;
     } catch (e) {
       logger.error('vault work failed: Lambda retries the event', { errorName: (e as Error).name, error: (e as Error).message, apiCalls: counts });
-      publish([[METRICS.vaultCopyFailures, 1]]);
+      publish(onFailure);
       throw e;
     } finally {
       clients.ec2.destroy();
@@ -334,10 +339,11 @@ export function makeWorker(deps: WorkerDependencies) {
       return onVault(async (vault, env) => {
         const report = await copySharedSet(event, vault, env);
         return report.status === 'copied' ? [[METRICS.vaultSetsCopied, 1], [METRICS.vaultCopyFailures, 0]] : [[METRICS.vaultCopyFailures, 1]];
-      }, context);
+      }, context, [[METRICS.vaultCopyFailures, 1]]);
     }
     if (isRecord(event) && event.action === VAULT_PRUNE_ACTION) {
-      return onVault(async (vault, env) => [[METRICS.vaultSnapshotsDeleted, (await pruneVault(vault, env)).snapshotsDeleted]], context);
+      // A failed retention pass is no failed copy: the worker's Errors alarm reports it.
+      return onVault(async (vault, env) => [[METRICS.vaultSnapshotsDeleted, (await pruneVault(vault, env)).snapshotsDeleted]], context, []);
     }
     if (!(isRecord(event) && event.action === WORKFLOW.actionStep)) {
       return invoke(event, context, { failed: true });

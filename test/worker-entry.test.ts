@@ -607,3 +607,67 @@ describe('calls in flight', () => {
     expect(withInFlightFor({ ...DEFAULT_SETTINGS, concurrency: configured }, rate).concurrency).toBe(expected);
   });
 });
+
+describe('a vault\'s worker', () => {
+  const VAULT = { version: 1, vaultId: 'Vault/Main', sourceAccounts: ['123456789012'] };
+  const shared = {
+    'source': 'cdk-instance-snapshots',
+    'detail-type': 'Snapshot Set Shared',
+    'account': '123456789012',
+    'region': 'us-east-1',
+    'detail': {
+      version: 1,
+      scheduleId: 'Source/Nightly',
+      scheduledTime: '2026-11-24T02:30:00Z',
+      instanceId: instanceId(1),
+      snapshots: [{ snapshotId: 'snap-0123456789abcdef0', volumeId: 'vol-1' }],
+    },
+  };
+
+  /** The metrics a call published: name -> value, with the dimension. */
+  function recorder() {
+    const lines: Array<{ dimensions: Record<string, string>; values: Record<string, number> }> = [];
+    let pending = { dimensions: {} as Record<string, string>, values: {} as Record<string, number> };
+    const metrics = {
+      clearDefaultDimensions: () => undefined,
+      addDimension: (name: string, value: string) => { pending.dimensions[name] = value; },
+      addMetric: (name: string, _unit: unknown, value: number) => { pending.values[name] = value; },
+      publishStoredMetrics: () => { lines.push(pending); pending = { dimensions: {}, values: {} }; },
+    } as unknown as MetricsSink;
+    return { metrics, lines };
+  }
+
+  test('GIVEN a worker without VAULT_REQUEST WHEN a shared-set event or the vault\'s prune arrives THEN it refuses, naming the variable, and calls nothing', async () => {
+    await expect(worker().handler(shared, context)).rejects.toThrow('VAULT_REQUEST');
+    await expect(worker().handler({ action: 'vault-prune' }, context)).rejects.toThrow('VAULT_REQUEST');
+    expect(ec2Mock).not.toHaveReceivedAnyCommand();
+  });
+
+  test('GIVEN a shared-set event EC2 cannot confirm WHEN it fails THEN the worker throws for Lambda to retry and counts one VaultCopyFailures, by the vault\'s id', async () => {
+    const { metrics, lines } = recorder();
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(new EC2ServiceException({ name: 'InvalidSnapshot.NotFound', $fault: 'client', message: 'not shared', $metadata: {} }));
+
+    await expect(worker({ VAULT_REQUEST: JSON.stringify(VAULT) }, SETTINGS, { metrics }).handler(shared, context)).rejects.toThrow('not shared');
+
+    expect(lines).toEqual([{ dimensions: { Schedule: 'Vault/Main' }, values: { VaultCopyFailures: 1 } }]);
+  });
+
+  test('GIVEN the vault\'s prune WHEN it has no retention THEN it deletes nothing and says so in VaultSnapshotsDeleted', async () => {
+    const { metrics, lines } = recorder();
+
+    await worker({ VAULT_REQUEST: JSON.stringify(VAULT) }, SETTINGS, { metrics }).handler({ action: 'vault-prune' }, context);
+
+    expect(ec2Mock).not.toHaveReceivedAnyCommand();
+    expect(lines).toEqual([{ dimensions: { Schedule: 'Vault/Main' }, values: { VaultSnapshotsDeleted: 0 } }]);
+  });
+
+  test('GIVEN the vault\'s prune fails WHEN the listing is refused THEN it throws and counts no copy failure', async () => {
+    const { metrics, lines } = recorder();
+    const vault = { ...VAULT, retention: { count: 1, timeZone: 'Etc/UTC', goneInstanceSeconds: 86_400 } };
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(new EC2ServiceException({ name: 'UnauthorizedOperation', $fault: 'client', message: 'no', $metadata: {} }));
+
+    await expect(worker({ VAULT_REQUEST: JSON.stringify(vault) }, SETTINGS, { metrics }).handler({ action: 'vault-prune' }, context)).rejects.toThrow('no');
+
+    expect(lines).toEqual([]);
+  });
+});
